@@ -1,0 +1,350 @@
+// SPDX-License-Identifier: MIT
+// Graph nodes: the per-node record, its libffi closures, the node's apply and release, and ca_apply.
+#include "node.h"
+
+#include <ffi.h>
+
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <vector>
+
+namespace custom_autograd {
+
+namespace {
+
+// libffi descriptions of LibTorchSharp's two callback signatures:
+//   TensorArray apply(Tensor* grads, int count)   and   void on_delete(void)
+struct ffi_signatures {
+    ffi_type* tensor_array_elements[3] = {&ffi_type_pointer, &ffi_type_sint64, nullptr};
+    ffi_type tensor_array{};
+    ffi_type* apply_args[2] = {&ffi_type_pointer, &ffi_type_sint};
+    ffi_cif apply_cif{};
+    ffi_cif release_cif{};
+    bool ok = false;
+
+    ffi_signatures() {
+        tensor_array.size = 0;
+        tensor_array.alignment = 0;
+        tensor_array.type = FFI_TYPE_STRUCT;
+        tensor_array.elements = tensor_array_elements;
+        ok = ffi_prep_cif(&apply_cif, FFI_DEFAULT_ABI, 2, &tensor_array, apply_args) == FFI_OK &&
+             ffi_prep_cif(&release_cif, FFI_DEFAULT_ABI, 0, &ffi_type_void, nullptr) == FFI_OK;
+    }
+};
+
+ffi_signatures& signatures() {
+    static ffi_signatures* s = new ffi_signatures();  // leaked: closures may run during exit
+    return *s;
+}
+
+// Note [retired gradient handles]
+// LibTorchSharp's node copies the tensors out of the array our apply returns *after* apply has
+// returned, so the handles in it must outlive the call. Handles whose ownership the managed side
+// passed to us are therefore kept here, per thread, and disposed at the next apply, ca_apply or
+// ca_flush_thread on the same thread (by then libtorch holds its own references).
+struct retired_handles {
+    std::vector<ca_tensor> handles;
+    std::vector<uint8_t> owned;
+
+    void flush() noexcept {
+        auto& G = g();
+        if (!G.shutting_down.load(std::memory_order_relaxed)) {
+            for (size_t i = 0; i < handles.size(); ++i)
+                if (owned[i] != 0 && handles[i] != nullptr) G.torch.THSTensor_dispose(handles[i]);
+        }
+        handles.clear();
+        owned.clear();
+    }
+
+    ~retired_handles() { flush(); }
+};
+
+thread_local retired_handles t_retired;
+
+// Note [node record pool]
+// A record owns two libffi closures whose user data is the record itself. A closure must not be
+// freed while it runs, and release runs inside the release closure, so released records go back to
+// a pool and are reused with their closures already prepared (no allocation on the hot path).
+// Beyond kMaxPooled records the oldest are freed: a record that left its release handler
+// thousands of releases ago is no longer executing.
+constexpr size_t kMaxPooled = 4096;
+std::mutex g_pool_mutex;
+std::deque<node_record*>* g_pool = new std::deque<node_record*>();  // leaked on purpose (exit)
+
+void apply_handler(ffi_cif*, void* ret, void** args, void* user);
+void release_handler(ffi_cif*, void* ret, void** args, void* user);
+
+void free_record(node_record* rec) noexcept {
+    if (rec->apply_closure != nullptr) {
+        ffi_closure_free(rec->apply_closure);
+        g().live_closures.fetch_sub(1, std::memory_order_relaxed);
+    }
+    if (rec->release_closure != nullptr) {
+        ffi_closure_free(rec->release_closure);
+        g().live_closures.fetch_sub(1, std::memory_order_relaxed);
+    }
+    delete rec;
+}
+
+node_record* new_record() {
+    auto& sig = signatures();
+    if (!sig.ok) throw std::runtime_error("libffi could not describe the node callbacks (ffi_prep_cif failed)");
+    auto* rec = new node_record();
+    rec->apply_closure = ffi_closure_alloc(sizeof(ffi_closure), &rec->apply_code);
+    if (rec->apply_closure != nullptr) g().live_closures.fetch_add(1, std::memory_order_relaxed);
+    rec->release_closure = ffi_closure_alloc(sizeof(ffi_closure), &rec->release_code);
+    if (rec->release_closure != nullptr) g().live_closures.fetch_add(1, std::memory_order_relaxed);
+    if (rec->apply_closure == nullptr || rec->release_closure == nullptr ||
+        ffi_prep_closure_loc(static_cast<ffi_closure*>(rec->apply_closure), &sig.apply_cif, apply_handler, rec, rec->apply_code) != FFI_OK ||
+        ffi_prep_closure_loc(static_cast<ffi_closure*>(rec->release_closure), &sig.release_cif, release_handler, rec, rec->release_code) != FFI_OK) {
+        free_record(rec);
+        throw std::runtime_error("libffi could not allocate a closure for a graph node");
+    }
+    return rec;
+}
+
+node_record* acquire_record() {
+    {
+        std::lock_guard<std::mutex> lock(g_pool_mutex);
+        if (!g_pool->empty()) {
+            node_record* rec = g_pool->back();
+            g_pool->pop_back();
+            g().pooled_nodes.fetch_sub(1, std::memory_order_relaxed);
+            return rec;
+        }
+    }
+    return new_record();
+}
+
+void recycle_record(node_record* rec) noexcept {
+    rec->name = nullptr;
+    rec->managed = 0;
+    rec->node = ca_ts_node_ptr{nullptr, nullptr};
+    rec->saved.clear();
+    rec->n_edges = 0;
+    node_record* to_free = nullptr;
+    try {
+        std::lock_guard<std::mutex> lock(g_pool_mutex);
+        g_pool->push_back(rec);
+        g().pooled_nodes.fetch_add(1, std::memory_order_relaxed);
+        if (g_pool->size() > kMaxPooled) {
+            to_free = g_pool->front();
+            g_pool->pop_front();
+            g().pooled_nodes.fetch_sub(1, std::memory_order_relaxed);
+        }
+    } catch (...) {
+        // Out of memory growing the pool: drop this record's closures later rather than now (it is
+        // executing); leaking one record is the only safe option.
+        return;
+    }
+    if (to_free != nullptr) free_record(to_free);
+}
+
+void dispose_all(ca_tensor* handles, size_t count) noexcept {
+    auto& G = g();
+    for (size_t i = 0; i < count; ++i)
+        if (handles[i] != nullptr) G.torch.THSTensor_dispose(handles[i]);
+}
+
+std::string with_name(const node_record* rec, const std::string& message) {
+    std::string text = rec->name != nullptr ? rec->name : "CustomAutograd function";
+    text += ": ";
+    text += message;
+    return text;
+}
+
+// The node's apply, called by libtorch's engine. Note [exceptions into the engine]: a failure is
+// thrown as std::runtime_error, which the engine carries to the caller of backward()/grad(), where
+// LibTorchSharp (or ca_grad) turns it into an error message; nothing else may escape.
+void apply_impl(void* ret, void** args, void* user) {
+    auto* rec = static_cast<node_record*>(user);
+    ca_tensor* grads = *static_cast<ca_tensor**>(args[0]);
+    const int n_grads = *static_cast<int*>(args[1]);
+    auto& G = g();
+    if (G.shutting_down.load(std::memory_order_relaxed)) {
+        throw std::runtime_error(with_name(rec, "the process is shutting down; backward was not run"));
+    }
+
+    std::lock_guard<std::recursive_mutex> lock(rec->mutex);
+    G.backward_calls.fetch_add(1, std::memory_order_relaxed);
+
+    const size_t n_saved = rec->saved.size();
+    std::vector<ca_tensor> saved(n_saved, nullptr);
+    for (size_t i = 0; i < n_saved; ++i) {
+        if (rec->saved[i] == nullptr) continue;
+        saved[i] = G.torch.THSAutograd_SavedVariable_unpack(rec->saved[i], rec->node);
+        const char* err = G.torch.THSTorch_get_and_reset_last_err();
+        if (err != nullptr) {
+            std::string message = with_name(rec, err);
+            std::free(const_cast<char*>(err));
+            dispose_all(saved.data(), i);
+            dispose_all(grads, static_cast<size_t>(n_grads));
+            G.backward_failures.fetch_add(1, std::memory_order_relaxed);
+            throw std::runtime_error(message);
+        }
+    }
+
+    std::vector<ca_tensor> results(rec->n_edges, nullptr);
+    std::vector<uint8_t> owned(rec->n_edges, 0);
+    // From this call on, the managed side owns `grads` and `saved` (see ca_backward_callback).
+    const int32_t status = G.backward(rec->managed, grads, n_grads, saved.data(), static_cast<int32_t>(n_saved),
+                                      results.data(), owned.data(), static_cast<int32_t>(rec->n_edges));
+    if (status != CA_OK) {
+        G.backward_failures.fetch_add(1, std::memory_order_relaxed);
+        std::string message = take_callback_error();
+        if (message.empty()) message = with_name(rec, "backward failed");
+        throw std::runtime_error(message);
+    }
+
+    // As libtorch's engine does for its own nodes: without retain_graph, saved tensors are freed as
+    // soon as the node has run, and a second backward through it fails in unpack.
+    const bool keep_graph =
+        G.torch.get_current_graph_task_keep_graph == nullptr || G.torch.get_current_graph_task_keep_graph();
+    if (!keep_graph) {
+        for (auto* sv : rec->saved)
+            if (sv != nullptr) G.torch.THSAutograd_SavedVariable_reset_data(sv);
+        (void)G.torch.THSTorch_get_and_reset_last_err();
+    }
+
+    t_retired.flush();
+    t_retired.handles.swap(results);
+    t_retired.owned.swap(owned);
+    auto* out = static_cast<ca_ts_tensor_array*>(ret);
+    out->array = t_retired.handles.data();
+    out->size = static_cast<int64_t>(t_retired.handles.size());
+}
+
+void apply_handler(ffi_cif*, void* ret, void** args, void* user) {
+    // Only std::runtime_error (and subclasses) is understood by LibTorchSharp's error capture.
+    try {
+        apply_impl(ret, args, user);
+    } catch (const std::runtime_error&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw std::runtime_error(with_name(static_cast<node_record*>(user), e.what()));
+    } catch (...) {
+        throw std::runtime_error(with_name(static_cast<node_record*>(user), "unknown native error in backward"));
+    }
+}
+
+// The node's on-delete, called by LibTorchSharp right before libtorch deletes the node, on whatever
+// thread dropped the last reference (a finalizer thread included). It must never throw.
+void release_handler(ffi_cif*, void*, void**, void* user) {
+    auto* rec = static_cast<node_record*>(user);
+    auto& G = g();
+    if (G.shutting_down.load(std::memory_order_relaxed)) return;  // leak on purpose: the runtime is going away
+    try {
+        for (auto* sv : rec->saved) {
+            if (sv == nullptr) continue;
+            G.torch.THSAutograd_SavedVariable_dispose(sv);
+            G.live_saved.fetch_sub(1, std::memory_order_relaxed);
+        }
+        rec->saved.clear();
+        if (rec->node.weak_ptr != nullptr) G.torch.THSAutograd_CSharpNode_disposeWeakPtr(rec->node);
+        (void)G.torch.THSTorch_get_and_reset_last_err();
+        const intptr_t managed = rec->managed;
+        rec->managed = 0;
+        if (managed != 0) G.release(managed);
+    } catch (...) {
+        // Nothing may escape a deleter; the record is still recycled below.
+    }
+    G.live_nodes.fetch_sub(1, std::memory_order_relaxed);
+    recycle_record(rec);
+}
+
+ca_tensor* result_allocator(size_t length) { return allocate_result_buffer(length); }
+
+}  // namespace
+
+void flush_retired_handles() { t_retired.flush(); }
+
+int32_t apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t n_inputs, bool is_executable,
+              const ca_tensor* outputs, int32_t n_outputs, const ca_tensor* non_diff, int32_t n_non_diff,
+              const ca_tensor* dirty, int32_t n_dirty, const ca_tensor* to_save, int32_t n_save, ca_tensor* wrapped,
+              int32_t* node_created) {
+    auto& G = g();
+    *node_created = 0;
+    t_retired.flush();
+
+    auto array = [](const ca_tensor* p, int32_t n) {
+        return ca_ts_tensor_array{const_cast<ca_tensor*>(p), static_cast<int64_t>(n)};
+    };
+    // Errors from here carry libtorch's text only; the managed caller prefixes the function's name.
+    const char* context = nullptr;
+
+    if (!is_executable) {
+        G.torch.THSAutograd_Function_wrapOutputs(array(inputs, n_inputs), array(non_diff, n_non_diff),
+                                                 array(dirty, n_dirty), array(outputs, n_outputs),
+                                                 ca_ts_node_ptr{nullptr, nullptr}, result_allocator);
+        check_torch(context);
+        const ca_tensor* res = result_buffer();
+        for (int32_t i = 0; i < n_outputs; ++i) wrapped[i] = res[i];
+        return CA_OK;
+    }
+
+    node_record* rec = acquire_record();
+    rec->name = name;
+    rec->managed = 0;  // set only on success, so a failed apply never releases the caller's state
+    rec->n_edges = static_cast<size_t>(n_inputs);
+    rec->saved.clear();
+
+    ca_ts_node_ptr node = G.torch.THSAutograd_CSharpNode_ctor(
+        reinterpret_cast<ca_ts_apply_fn>(rec->apply_code), reinterpret_cast<ca_ts_delete_fn>(rec->release_code));
+    try {
+        check_torch(context);
+    } catch (...) {
+        recycle_record(rec);
+        throw;
+    }
+    rec->node = node;
+    G.live_nodes.fetch_add(1, std::memory_order_relaxed);
+    G.nodes_created.fetch_add(1, std::memory_order_relaxed);
+
+    int32_t n_wrapped = 0;
+    try {
+        G.torch.THSAutograd_CSharpNode_setNextEdges(node, array(inputs, n_inputs), true);
+        check_torch(context);
+        G.torch.THSAutograd_CSharpNode_clearInputMetadata(node);
+        check_torch(context);
+        G.torch.THSAutograd_Function_wrapOutputs(array(inputs, n_inputs), array(non_diff, n_non_diff),
+                                                 array(dirty, n_dirty), array(outputs, n_outputs), node,
+                                                 result_allocator);
+        check_torch(context);
+        const ca_tensor* res = result_buffer();
+        for (; n_wrapped < n_outputs; ++n_wrapped) wrapped[n_wrapped] = res[n_wrapped];
+
+        // Saved after wrapping, so that saving an output is recognised as such (libtorch then keeps
+        // only a weak reference to this node, avoiding an output -> node -> output cycle).
+        rec->saved.reserve(static_cast<size_t>(n_save));
+        for (int32_t i = 0; i < n_save; ++i) {
+            if (to_save[i] == nullptr) {
+                rec->saved.push_back(nullptr);
+                continue;
+            }
+            ca_ts_saved_variable sv = G.torch.THSAutograd_SavedVariable_ctor(to_save[i], node, false);
+            check_torch(context);
+            rec->saved.push_back(sv);
+            G.live_saved.fetch_add(1, std::memory_order_relaxed);
+        }
+    } catch (...) {
+        dispose_all(wrapped, static_cast<size_t>(n_wrapped));
+        for (int32_t i = 0; i < n_wrapped; ++i) wrapped[i] = nullptr;
+        // rec->managed is 0: when the node dies (now, or when the raw outputs that point to it are
+        // disposed) its release frees the saved variables and recycles the record only.
+        G.torch.THSAutograd_CSharpNode_disposeSharedPtr(node);
+        (void)G.torch.THSTorch_get_and_reset_last_err();
+        throw;
+    }
+
+    rec->managed = state;
+    *node_created = 1;
+    // Drop the construction reference: from now on the outputs' grad_fn keep the node alive. If
+    // no output refers to it (all non-differentiable), it is destroyed, and released, right here.
+    rec->node.shared_ptr = nullptr;
+    G.torch.THSAutograd_CSharpNode_disposeSharedPtr(node);
+    (void)G.torch.THSTorch_get_and_reset_last_err();
+    return CA_OK;
+}
+
+}  // namespace custom_autograd

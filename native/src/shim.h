@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: MIT
+// Internal declarations shared by the shim's translation units.
+#pragma once
+
+#include "custom_autograd/ca_api.h"
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+
+namespace custom_autograd {
+
+// The function table and callbacks given to ca_init. Written once, before any node exists, and
+// read without locks afterwards (ca_init refuses to change them later).
+struct globals {
+    ca_torch_api torch{};
+    ca_backward_callback backward = nullptr;
+    ca_release_callback release = nullptr;
+    std::atomic<bool> initialized{false};
+    std::atomic<bool> shutting_down{false};
+
+    std::atomic<int64_t> live_nodes{0};
+    std::atomic<int64_t> live_saved{0};
+    std::atomic<int64_t> live_closures{0};
+    std::atomic<int64_t> pooled_nodes{0};
+    std::atomic<int64_t> nodes_created{0};
+    std::atomic<int64_t> backward_calls{0};
+    std::atomic<int64_t> backward_failures{0};
+};
+
+globals& g();
+
+// Thread-local error slot behind ca_last_error.
+void set_last_error(const char* message);
+void set_last_error(const std::string& message);
+
+// Thread-local message written by the managed backward callback.
+std::string take_callback_error();
+
+// Throws std::runtime_error with LibTorchSharp's pending error, if any, prefixed by `context`.
+void check_torch(const char* context);
+
+// A thread-local buffer that LibTorchSharp's allocator callbacks write into.
+ca_tensor* allocate_result_buffer(size_t length);
+ca_tensor* result_buffer();
+
+// Disposes the gradient handles this thread handed to libtorch in its previous node apply.
+void flush_retired_handles();
+
+}  // namespace custom_autograd

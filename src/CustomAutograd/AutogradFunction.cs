@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: MIT
+using System;
+using System.Runtime.InteropServices;
+using CustomAutograd.Interop;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace CustomAutograd;
+
+/// <summary>
+/// A differentiable operation defined by a Forward and a Backward delegate, joined to libtorch's own
+/// autograd graph. The C# counterpart of PyTorch's <c>torch.autograd.Function</c>. Create one with
+/// <see cref="Create(string, Func{ForwardContext, Tensor, Tensor}, Func{BackwardContext, Tensor, Tensor?}, AutogradFunctionOptions?)"/>
+/// (one input, one output), the two-input overload, or <see cref="CreateMulti"/> (any number), and call
+/// its <c>Apply</c> method. Function objects are immutable and thread-safe; create them once and reuse them.
+/// </summary>
+public abstract class AutogradFunction
+{
+    private readonly IntPtr _nativeName;
+
+    private protected AutogradFunction(string name, AutogradFunctionOptions? options)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        Name = name;
+        Options = options ?? AutogradFunctionOptions.Default;
+        _nativeName = NativeRuntime.Intern(name);
+    }
+
+    /// <summary>The name used in every error message about this function.</summary>
+    public string Name { get; }
+
+    /// <summary>The options the function was created with.</summary>
+    public AutogradFunctionOptions Options { get; }
+
+    /// <summary>
+    /// Creates a function of one tensor with one tensor result.
+    /// </summary>
+    /// <param name="name">A name for error messages, e.g. "MyReLU".</param>
+    /// <param name="forward">Computes the output; runs with grad mode off. Tensors it creates, other than its
+    /// result and what it saves, are disposed when it returns.</param>
+    /// <param name="backward">Given the gradient of the output, returns the gradient of the input (or null
+    /// for none).</param>
+    /// <param name="options">Options; <see cref="AutogradFunctionOptions.Default"/> when null.</param>
+    /// <returns>The function; call <see cref="UnaryFunction.Apply"/>.</returns>
+    public static UnaryFunction Create(string name, Func<ForwardContext, Tensor, Tensor> forward,
+                                       Func<BackwardContext, Tensor, Tensor?> backward,
+                                       AutogradFunctionOptions? options = null)
+        => new(name, forward, backward, options);
+
+    /// <summary>Creates a function of two tensors with one tensor result.</summary>
+    /// <param name="name">A name for error messages.</param>
+    /// <param name="forward">Computes the output from both inputs; runs with grad mode off.</param>
+    /// <param name="backward">Given the output's gradient, returns both inputs' gradients (null for none).</param>
+    /// <param name="options">Options; <see cref="AutogradFunctionOptions.Default"/> when null.</param>
+    /// <returns>The function; call <see cref="BinaryFunction.Apply"/>.</returns>
+    public static BinaryFunction Create(string name, Func<ForwardContext, Tensor, Tensor, Tensor> forward,
+                                        Func<BackwardContext, Tensor, (Tensor? GradA, Tensor? GradB)> backward,
+                                        AutogradFunctionOptions? options = null)
+        => new(name, forward, backward, options);
+
+    /// <summary>
+    /// Creates a function of any number of tensors with any number of tensor results.
+    /// </summary>
+    /// <param name="name">A name for error messages.</param>
+    /// <param name="forward">Computes the outputs; runs with grad mode off. Inputs passed as null (optional
+    /// inputs) arrive as null.</param>
+    /// <param name="backward">Receives one gradient per output and returns one gradient per input (null
+    /// meaning no gradient; extra trailing nulls are ignored).</param>
+    /// <param name="options">Options; <see cref="AutogradFunctionOptions.Default"/> when null.</param>
+    /// <returns>The function; call <see cref="MultiFunction.Apply"/>.</returns>
+    public static MultiFunction CreateMulti(string name, Func<ForwardContext, Tensor[], Tensor[]> forward,
+                                            Func<BackwardContext, Tensor?[], Tensor?[]> backward,
+                                            AutogradFunctionOptions? options = null)
+        => new(name, forward, backward, options);
+
+    /// <summary>
+    /// Creates a function of one tensor and typed non-tensor arguments (which get no gradient), e.g. a scale
+    /// factor: <c>CreateWithArgs&lt;double&gt;("Scale", (ctx, x, s) =&gt; x * s, (ctx, g, s) =&gt; g * s)</c>.
+    /// </summary>
+    /// <typeparam name="TArgs">The arguments' type; a tuple or record for several.</typeparam>
+    /// <param name="name">A name for error messages.</param>
+    /// <param name="forward">Computes the output from the input and the arguments; runs with grad mode off.</param>
+    /// <param name="backward">Given the output's gradient and the same arguments, returns the input's gradient.</param>
+    /// <param name="options">Options; <see cref="AutogradFunctionOptions.Default"/> when null.</param>
+    /// <returns>The function; call <see cref="UnaryFunction{TArgs}.Apply"/>.</returns>
+    public static UnaryFunction<TArgs> CreateWithArgs<TArgs>(string name, Func<ForwardContext, Tensor, TArgs, Tensor> forward,
+                                                             Func<BackwardContext, Tensor, TArgs, Tensor?> backward,
+                                                             AutogradFunctionOptions? options = null)
+        => new(name, forward, backward, options);
+
+    /// <summary>
+    /// Creates a function of any number of tensors and typed non-tensor arguments (which get no gradient).
+    /// </summary>
+    /// <typeparam name="TArgs">The arguments' type; a tuple or record for several.</typeparam>
+    /// <param name="name">A name for error messages.</param>
+    /// <param name="forward">Computes the outputs; runs with grad mode off.</param>
+    /// <param name="backward">One gradient per output in, one per tensor input out (null for none).</param>
+    /// <param name="options">Options; <see cref="AutogradFunctionOptions.Default"/> when null.</param>
+    /// <returns>The function; call <see cref="MultiFunction{TArgs}.Apply"/>.</returns>
+    public static MultiFunction<TArgs> CreateMultiWithArgs<TArgs>(string name, Func<ForwardContext, Tensor[], TArgs, Tensor[]> forward,
+                                                                  Func<BackwardContext, Tensor?[], TArgs, Tensor?[]> backward,
+                                                                  AutogradFunctionOptions? options = null)
+        => new(name, forward, backward, options);
+
+    /// <summary>
+    /// Finds the .NET exception that a Backward threw, given the exception that <c>backward()</c> or
+    /// <c>torch.autograd.grad</c> raised for it (TorchSharp raises its own exception type with our message).
+    /// The most recent failures are remembered per process.
+    /// </summary>
+    /// <param name="exception">The exception caught around <c>backward()</c>.</param>
+    /// <param name="original">The exception the Backward threw.</param>
+    /// <returns>True when it was found.</returns>
+    public static bool TryGetBackwardException(Exception exception, out Exception? original)
+        => BackwardFailures.TryGet(exception, out original);
+
+    /// <summary>Runs the user's Backward: one gradient per output in, one per Apply argument out.</summary>
+    internal abstract Tensor?[] InvokeBackward(BackwardContext ctx, Tensor?[] grads);
+
+    private MultiFunction<Tensor?[]>? _delayedError;
+
+    /// <summary>
+    /// For <see cref="AutogradFunctionOptions.OnceDifferentiable"/>: connects the gradients a Backward computed
+    /// under no-grad to a node whose own backward fails, as PyTorch's <c>DelayedError</c> does, so that
+    /// differentiating them raises an error naming this function instead of silently giving zeros.
+    /// </summary>
+    internal Tensor?[] GuardOnceDifferentiable(Tensor?[] incoming, Tensor?[] computed)
+    {
+        int count = 0;
+        foreach (Tensor? g in computed)
+        {
+            if (g is not null)
+                count++;
+        }
+        if (count == 0 || Array.TrueForAll(incoming, g => g is null || !g.requires_grad))
+            return computed;
+
+        _delayedError ??= CreateMultiWithArgs<Tensor?[]>(
+            Name + " (once differentiable)",
+            static (ctx, grads, results) => Array.FindAll(results, r => r is not null)!,
+            (ctx, grads, results) => throw new InvalidOperationException(
+                $"trying to differentiate twice a function that was marked once-differentiable ('{Name}')"));
+        Tensor[] wrapped = _delayedError.Apply(computed, Array.FindAll(incoming, g => g is not null)!);
+        var result = new Tensor?[computed.Length];
+        for (int i = 0, k = 0; i < computed.Length; i++)
+        {
+            if (computed[i] is not null)
+                result[i] = wrapped[k++];
+        }
+        return result;
+    }
+
+    /// <summary>Whether Apply accepts null tensors (optional inputs).</summary>
+    internal virtual bool AllowsNullInputs => false;
+
+    /// <summary>
+    /// One application: validate, run the Forward under no-grad in its own dispose scope, then one native
+    /// call that creates the node, connects it, wraps the outputs and takes the saved tensors.
+    /// </summary>
+    internal unsafe Tensor[] ApplyCore<TForward>(Tensor?[] inputs, TForward forward)
+        where TForward : struct, IForwardInvoker
+    {
+        int n = inputs.Length;
+        int nonNull = 0;
+        for (int i = 0; i < n; i++)
+        {
+            Tensor? t = inputs[i];
+            if (t is null)
+            {
+                if (!AllowsNullInputs)
+                    throw new ArgumentNullException(nameof(inputs), $"'{Name}': input {i} is null.");
+                continue;
+            }
+            if (t.IsInvalid)
+                throw new ObjectDisposedException(nameof(Tensor), $"'{Name}': input {i} has been disposed.");
+            nonNull++;
+        }
+
+        NativeRuntime.EnsureInitialized();
+        bool gradEnabled = NativeRuntime.IsGradEnabled();
+        var needs = new bool[n];
+        bool executable = false;
+        if (gradEnabled)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                if (inputs[i] is { } t && t.requires_grad)
+                {
+                    needs[i] = true;
+                    executable = true;
+                }
+            }
+        }
+
+        var ctx = new ForwardContext(this, needs);
+        Tensor[] raw;
+        int outputCount;
+        IntPtr[] wrappedArray;
+        using (DisposeScope scope = torch.NewDisposeScope())
+        {
+            NativeRuntime.SetGradEnabled(false);
+            try
+            {
+                raw = forward.Invoke(ctx, inputs);
+            }
+            finally
+            {
+                NativeRuntime.SetGradEnabled(gradEnabled);
+                ctx.Invalidate();
+            }
+
+            outputCount = ValidateOutputs(raw);
+            ValidateMarks(ctx, inputs, raw);
+            wrappedArray = new IntPtr[outputCount];
+            fixed (IntPtr* wrapped = wrappedArray)
+                ConnectAndWrap(forward, ctx, inputs, nonNull, needs, executable, raw, wrapped);
+        }
+
+        // Adopted after the forward's scope is gone, so the results land in the caller's dispose scope.
+        var results = new Tensor[outputCount];
+        for (int i = 0; i < outputCount; i++)
+            results[i] = Tensor.UnsafeCreateTensor(wrappedArray[i]);
+        return results;
+    }
+
+    private int ValidateOutputs(Tensor[]? raw)
+    {
+        if (raw is null || raw.Length == 0)
+            throw new CustomAutogradException(Name, "the Forward returned no tensor.", null);
+        for (int i = 0; i < raw.Length; i++)
+        {
+            if (raw[i] is null)
+                throw new CustomAutogradException(Name, $"the Forward returned null as output {i}.", null);
+            if (raw[i].IsInvalid)
+                throw new CustomAutogradException(Name, $"the Forward returned a disposed tensor as output {i}.", null);
+        }
+        return raw.Length;
+    }
+
+    private void ValidateMarks(ForwardContext ctx, Tensor?[] inputs, Tensor[] raw)
+    {
+        if (ctx.Dirty is { } dirty)
+        {
+            for (int d = 0; d < dirty.Count; d++)
+            {
+                if (Array.IndexOf(inputs, dirty[d]) < 0)
+                    throw new CustomAutogradException(Name, $"MarkDirty accepts only input tensors; dirty tensor {d} is not an input of this call.", null);
+                if (Array.IndexOf(raw, dirty[d]) < 0)
+                    throw new CustomAutogradException(Name, $"dirty tensor {d} (an input modified in place) must also be returned as an output.", null);
+            }
+        }
+        if (ctx.NonDifferentiable is { } nonDiff)
+        {
+            for (int d = 0; d < nonDiff.Count; d++)
+            {
+                if (Array.IndexOf(raw, nonDiff[d]) < 0)
+                    throw new CustomAutogradException(Name, $"MarkNonDifferentiable accepts only outputs; tensor {d} is not returned by the Forward.", null);
+            }
+        }
+    }
+
+    private unsafe void ConnectAndWrap<TForward>(TForward forward, ForwardContext ctx, Tensor?[] inputs, int nonNull, bool[] needs, bool executable,
+                                       Tensor[] raw, IntPtr* wrapped)
+        where TForward : struct, IForwardInvoker
+    {
+        int nOut = raw.Length;
+        IntPtr* inputHandles = stackalloc IntPtr[Math.Max(nonNull, 1)];
+        IntPtr* outputHandles = stackalloc IntPtr[nOut];
+        for (int i = 0, e = 0; i < inputs.Length; i++)
+        {
+            if (inputs[i] is { } t)
+                inputHandles[e++] = t.Handle;
+        }
+        for (int i = 0; i < nOut; i++)
+            outputHandles[i] = raw[i].Handle;
+
+        int nDirty = ctx.Dirty?.Count ?? 0;
+        int nNonDiff = ctx.NonDifferentiable?.Count ?? 0;
+        IntPtr* dirty = stackalloc IntPtr[Math.Max(nDirty, 1)];
+        IntPtr* nonDiff = stackalloc IntPtr[Math.Max(nNonDiff, 1)];
+        for (int i = 0; i < nDirty; i++)
+            dirty[i] = ctx.Dirty![i].Handle;
+        for (int i = 0; i < nNonDiff; i++)
+            nonDiff[i] = ctx.NonDifferentiable![i].Handle;
+
+        int nSave = executable ? ctx.SavedCount : 0;
+        IntPtr* toSave = stackalloc IntPtr[Math.Max(nSave, 1)];
+        for (int i = 0; i < nSave; i++)
+            toSave[i] = ctx.SavedAt(i) is { } s ? s.Handle : IntPtr.Zero;
+
+        GCHandle stateHandle = default;
+        if (executable)
+        {
+            var edges = new EdgeInfo[nonNull];
+            for (int i = 0, e = 0; i < inputs.Length; i++)
+            {
+                if (inputs[i] is { } t)
+                    edges[e++] = new EdgeInfo(i, t.shape, t.device_type, t.device_index);
+            }
+            OutputInfo[]? outputs = null;
+            if (ctx.MaterializeGrads)
+            {
+                outputs = new OutputInfo[nOut];
+                for (int i = 0; i < nOut; i++)
+                {
+                    Tensor o = raw[i];
+                    outputs[i] = new OutputInfo(o.shape, o.dtype, o.device_type, o.device_index);
+                }
+            }
+            NodeState state = forward.CreateState(this, needs, edges, outputs, ctx);
+            stateHandle = GCHandle.Alloc(state);
+        }
+
+        int nodeCreated = 0;
+        int status = NativeMethods.ca_apply(
+            _nativeName, GCHandle.ToIntPtr(stateHandle),
+            inputHandles, nonNull, executable ? 1 : 0,
+            outputHandles, nOut,
+            nonDiff, nNonDiff,
+            dirty, nDirty,
+            toSave, nSave,
+            wrapped, &nodeCreated);
+        if (nodeCreated == 0 && stateHandle.IsAllocated)
+            stateHandle.Free();
+        if (status != NativeMethods.CA_OK)
+            throw new CustomAutogradException(Name, NativeMethods.LastError(), null);
+        if (nodeCreated != 0)
+            Diagnostics.Metrics.NodeCreated();
+        Diagnostics.Metrics.Applied();
+    }
+}
+
+/// <summary>Calls a user Forward (a struct, so that Apply allocates no closure) and makes the node state.</summary>
+internal interface IForwardInvoker
+{
+    Tensor[] Invoke(ForwardContext ctx, Tensor?[] inputs);
+
+    NodeState CreateState(AutogradFunction function, bool[] needs, EdgeInfo[] edges, OutputInfo[]? outputs, ForwardContext ctx);
+}

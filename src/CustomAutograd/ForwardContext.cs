@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+using System;
+using System.Collections.Generic;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace CustomAutograd;
+
+/// <summary>
+/// The context a Forward receives: what to save for the Backward, which outputs are special, and user
+/// state. Equivalent to the <c>ctx</c> argument of PyTorch's <c>Function.forward</c>. It is valid only
+/// while the Forward runs; using it later throws <see cref="ObjectDisposedException"/>.
+/// </summary>
+public sealed class ForwardContext
+{
+    private readonly AutogradFunction _function;
+    private readonly bool[] _needsInputGrad;
+    private List<Tensor?>? _saved;
+    private List<string>? _savedNames;
+    private List<Tensor?>? _namedSaved;
+    private List<Tensor>? _dirty;
+    private List<Tensor>? _nonDifferentiable;
+    private object? _state;
+    private bool _valid = true;
+
+    internal ForwardContext(AutogradFunction function, bool[] needsInputGrad)
+    {
+        _function = function;
+        _needsInputGrad = needsInputGrad;
+        MaterializeGrads = function.Options.MaterializeGrads;
+    }
+
+    /// <summary>The name of the function being applied.</summary>
+    public string FunctionName => _function.Name;
+
+    /// <summary>
+    /// For each argument of <c>Apply</c>, whether a gradient will be asked for it: grad mode was on and
+    /// the input required grad when the forward ran. Equivalent to PyTorch's <c>ctx.needs_input_grad</c>,
+    /// evaluated at forward time.
+    /// </summary>
+    public IReadOnlyList<bool> NeedsInputGrad
+    {
+        get
+        {
+            ThrowIfInvalid();
+            return _needsInputGrad;
+        }
+    }
+
+    /// <summary>
+    /// Saves tensors for the Backward, where <see cref="BackwardContext.SavedTensors"/> returns them in the
+    /// same order. A later call replaces the earlier positional list. Inputs and outputs are saved as libtorch
+    /// saved variables, so an in-place change before the backward is detected. <c>null</c> may be saved.
+    /// Equivalent to <c>ctx.save_for_backward(*tensors)</c>.
+    /// </summary>
+    /// <param name="tensors">The tensors to save (nulls allowed).</param>
+    public void SaveForBackward(params Tensor?[] tensors)
+    {
+        ThrowIfInvalid();
+        ArgumentNullException.ThrowIfNull(tensors);
+        foreach (Tensor? t in tensors)
+            ThrowIfDisposed(t, "a tensor passed to SaveForBackward");
+        _saved ??= new List<Tensor?>(tensors.Length);
+        _saved.Clear();
+        _saved.AddRange(tensors);
+    }
+
+    /// <summary>
+    /// Saves one tensor under a name, read back with <see cref="BackwardContext.Saved"/>. Saving the same name
+    /// twice replaces the tensor. Equivalent to R torch's <c>ctx$save_for_backward(name = tensor)</c>.
+    /// </summary>
+    /// <param name="name">The name to read it back by.</param>
+    /// <param name="tensor">The tensor (null allowed).</param>
+    public void SaveForBackward(string name, Tensor? tensor)
+    {
+        ThrowIfInvalid();
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ThrowIfDisposed(tensor, $"the tensor saved as '{name}'");
+        _savedNames ??= new List<string>();
+        _namedSaved ??= new List<Tensor?>();
+        int existing = _savedNames.IndexOf(name);
+        if (existing >= 0)
+        {
+            _namedSaved[existing] = tensor;
+        }
+        else
+        {
+            _savedNames.Add(name);
+            _namedSaved.Add(tensor);
+        }
+    }
+
+    /// <summary>
+    /// Declares that the Forward modified these inputs in place (they must also be returned as outputs).
+    /// Their version counters are bumped and they are connected to this function's node. Equivalent to
+    /// <c>ctx.mark_dirty(*tensors)</c>. libtorch refuses this for a leaf that requires grad.
+    /// </summary>
+    /// <param name="tensors">Inputs modified in place.</param>
+    public void MarkDirty(params Tensor[] tensors)
+    {
+        ThrowIfInvalid();
+        ArgumentNullException.ThrowIfNull(tensors);
+        _dirty ??= new List<Tensor>();
+        foreach (Tensor t in tensors)
+        {
+            ArgumentNullException.ThrowIfNull(t, nameof(tensors));
+            ThrowIfDisposed(t, "a tensor passed to MarkDirty");
+            _dirty.Add(t);
+        }
+    }
+
+    /// <summary>
+    /// Declares outputs that are not differentiable: they will not require grad and their gradient in the
+    /// Backward is always zero (or null when grads are not materialised). Equivalent to
+    /// <c>ctx.mark_non_differentiable(*tensors)</c>.
+    /// </summary>
+    /// <param name="tensors">Outputs of this Forward.</param>
+    public void MarkNonDifferentiable(params Tensor[] tensors)
+    {
+        ThrowIfInvalid();
+        ArgumentNullException.ThrowIfNull(tensors);
+        _nonDifferentiable ??= new List<Tensor>();
+        foreach (Tensor t in tensors)
+        {
+            ArgumentNullException.ThrowIfNull(t, nameof(tensors));
+            ThrowIfDisposed(t, "a tensor passed to MarkNonDifferentiable");
+            _nonDifferentiable.Add(t);
+        }
+    }
+
+    /// <summary>
+    /// Whether a missing output gradient reaches the Backward as zeros (true, the default) or as null.
+    /// Equivalent to <c>ctx.set_materialize_grads(value)</c>.
+    /// </summary>
+    /// <param name="value">False to receive null for missing gradients.</param>
+    public void SetMaterializeGrads(bool value)
+    {
+        ThrowIfInvalid();
+        MaterializeGrads = value;
+    }
+
+    /// <summary>
+    /// Stores any object for the Backward (<see cref="BackwardContext.GetState{T}"/>). Keep tensors out of
+    /// it: save them with <see cref="SaveForBackward(Tensor?[])"/> so libtorch can free them after use.
+    /// </summary>
+    /// <typeparam name="T">The state's type.</typeparam>
+    /// <param name="state">The state.</param>
+    public void SetState<T>(T state)
+    {
+        ThrowIfInvalid();
+        _state = state;
+    }
+
+    internal bool MaterializeGrads { get; private set; }
+
+    internal object? State => _state;
+
+    internal int PositionalSavedCount => _saved?.Count ?? 0;
+
+    internal int SavedCount => PositionalSavedCount + (_namedSaved?.Count ?? 0);
+
+    internal Tensor? SavedAt(int index) =>
+        index < PositionalSavedCount ? _saved![index] : _namedSaved![index - PositionalSavedCount];
+
+    internal string[]? SavedNames => _savedNames?.ToArray();
+
+    internal List<Tensor>? Dirty => _dirty;
+
+    internal List<Tensor>? NonDifferentiable => _nonDifferentiable;
+
+    internal void Invalidate() => _valid = false;
+
+    private void ThrowIfInvalid()
+    {
+        if (!_valid)
+        {
+            throw new ObjectDisposedException(nameof(ForwardContext),
+                $"The forward context of '{_function.Name}' is only valid while its Forward runs.");
+        }
+    }
+
+    private static void ThrowIfDisposed(Tensor? tensor, string what)
+    {
+        if (tensor is not null && tensor.IsInvalid)
+            throw new ObjectDisposedException(nameof(Tensor), $"{what} has been disposed.");
+    }
+}

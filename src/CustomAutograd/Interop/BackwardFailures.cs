@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Threading;
+
+namespace CustomAutograd.Interop;
+
+/// <summary>
+/// Remembers the exceptions thrown by Backwards, so the original can be found from the exception that
+/// TorchSharp raises at <c>backward()</c>. Each message carries a marker with a number; the most recent
+/// <see cref="Capacity"/> failures are kept.
+/// </summary>
+internal static class BackwardFailures
+{
+    internal const int Capacity = 256;
+    private const string Marker = "[CustomAutograd backward error #";
+
+    private static readonly object Gate = new();
+    private static readonly Dictionary<long, Exception> Recent = new();
+    private static readonly Queue<long> Order = new();
+    private static long s_next;
+
+    /// <summary>Stores the exception and returns the message for the engine: "name: Type: message [marker]".</summary>
+    internal static string Record(string functionName, Exception exception)
+    {
+        long id = Interlocked.Increment(ref s_next);
+        lock (Gate)
+        {
+            Recent[id] = exception;
+            Order.Enqueue(id);
+            while (Order.Count > Capacity)
+                Recent.Remove(Order.Dequeue());
+        }
+        return functionName + ": " + exception.GetType().FullName + ": " + exception.Message + " " + Marker +
+               id.ToString(CultureInfo.InvariantCulture) + "]";
+    }
+
+    internal static bool TryGet(Exception? exception, out Exception? original)
+    {
+        for (Exception? e = exception; e is not null; e = e.InnerException)
+        {
+            string message = e.Message;
+            int at = message.LastIndexOf(Marker, StringComparison.Ordinal);
+            if (at < 0)
+                continue;
+            int start = at + Marker.Length;
+            int end = message.IndexOf(']', start);
+            if (end > start && long.TryParse(message.AsSpan(start, end - start), NumberStyles.None,
+                                             CultureInfo.InvariantCulture, out long id))
+            {
+                lock (Gate)
+                {
+                    if (Recent.TryGetValue(id, out original))
+                        return true;
+                }
+            }
+        }
+        original = null;
+        return false;
+    }
+}

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+using System;
+using static TorchSharp.torch;
+
+namespace CustomAutograd.Interop;
+
+/// <summary>Forward invokers for functions without extra arguments.</summary>
+internal readonly struct PlainForward : IForwardInvoker
+{
+    private readonly Func<ForwardContext, Tensor?[], Tensor[]> _forward;
+
+    internal PlainForward(Func<ForwardContext, Tensor?[], Tensor[]> forward) => _forward = forward;
+
+    public Tensor[] Invoke(ForwardContext ctx, Tensor?[] inputs) => _forward(ctx, inputs);
+
+    public NodeState CreateState(AutogradFunction function, bool[] needs, EdgeInfo[] edges, OutputInfo[]? outputs,
+                                 ForwardContext ctx) =>
+        new(function, needs, edges, outputs, ctx.PositionalSavedCount, ctx.SavedNames, ctx.State);
+}
+
+/// <summary>Forward invoker that passes typed non-tensor arguments and keeps them for the Backward.</summary>
+internal readonly struct ArgsForward<TArgs> : IForwardInvoker
+{
+    private readonly Func<ForwardContext, Tensor?[], TArgs, Tensor[]> _forward;
+    private readonly TArgs _args;
+
+    internal ArgsForward(Func<ForwardContext, Tensor?[], TArgs, Tensor[]> forward, TArgs args)
+    {
+        _forward = forward;
+        _args = args;
+    }
+
+    public Tensor[] Invoke(ForwardContext ctx, Tensor?[] inputs) => _forward(ctx, inputs, _args);
+
+    public NodeState CreateState(AutogradFunction function, bool[] needs, EdgeInfo[] edges, OutputInfo[]? outputs,
+                                 ForwardContext ctx) =>
+        new NodeState<TArgs>(function, needs, edges, outputs, ctx.PositionalSavedCount, ctx.SavedNames, ctx.State, _args);
+}

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+using System;
+using System.Runtime.InteropServices;
+
+namespace CustomAutograd.Interop;
+
+/// <summary>The shim's C ABI (native/include/custom_autograd/ca_api.h); names are identical.</summary>
+internal static unsafe partial class NativeMethods
+{
+    internal const string Library = "CustomAutogradNative";
+
+    /// <summary>Must equal CA_ABI_VERSION of the shim that is loaded.</summary>
+    internal const int AbiVersion = 1;
+
+    internal const int CA_OK = 0;
+    internal const int CA_ERR_INVALID_ARGUMENT = 1;
+    internal const int CA_ERR_NOT_INITIALIZED = 2;
+    internal const int CA_ERR_TORCH = 3;
+    internal const int CA_ERR_CALLBACK = 4;
+    internal const int CA_ERR_SHUTDOWN = 5;
+    internal const int CA_ERR_INTERNAL = 6;
+
+    [LibraryImport(Library)]
+    internal static partial int ca_abi_version();
+
+    [LibraryImport(Library)]
+    internal static partial int ca_init(CaTorchApi* api, IntPtr backward, IntPtr release);
+
+    [LibraryImport(Library)]
+    internal static partial void ca_shutdown();
+
+    [LibraryImport(Library)]
+    internal static partial IntPtr ca_last_error();
+
+    [LibraryImport(Library)]
+    internal static partial void ca_set_callback_error(byte* message);
+
+    [LibraryImport(Library)]
+    internal static partial int ca_apply(
+        IntPtr name, IntPtr state,
+        IntPtr* inputs, int nInputs, int isExecutable,
+        IntPtr* outputs, int nOutputs,
+        IntPtr* nonDiff, int nNonDiff,
+        IntPtr* dirty, int nDirty,
+        IntPtr* toSave, int nSave,
+        IntPtr* wrapped, int* nodeCreated);
+
+    [LibraryImport(Library)]
+    internal static partial IntPtr ca_intern(byte* text);
+
+    [LibraryImport(Library)]
+    internal static partial int ca_grad(
+        IntPtr* outputs, int nOutputs, IntPtr* inputs, int nInputs, IntPtr* gradOutputs, int nGradOutputs,
+        int retainGraph, int createGraph, int allowUnused, IntPtr* results);
+
+    [LibraryImport(Library)]
+    internal static partial void ca_flush_thread();
+
+    [LibraryImport(Library)]
+    [SuppressGCTransition]
+    internal static partial void ca_get_stats(CaStats* stats);
+
+    /// <summary>The message of the last failure on this thread.</summary>
+    internal static string LastError() => Marshal.PtrToStringUTF8(ca_last_error()) ?? "unknown native error";
+}
+
+/// <summary>Mirror of <c>ca_torch_api</c>; field order is the ABI.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct CaTorchApi
+{
+    public int StructSize;
+    public IntPtr GetAndResetLastErr;
+    public IntPtr TensorDispose;
+    public IntPtr NodeCtor;
+    public IntPtr NodeDisposeSharedPtr;
+    public IntPtr NodeDisposeWeakPtr;
+    public IntPtr NodeSetNextEdges;
+    public IntPtr NodeClearInputMetadata;
+    public IntPtr FunctionWrapOutputs;
+    public IntPtr SavedVariableCtor;
+    public IntPtr SavedVariableDispose;
+    public IntPtr SavedVariableUnpack;
+    public IntPtr SavedVariableResetData;
+    public IntPtr AutogradGrad;
+    public IntPtr GetCurrentGraphTaskKeepGraph;
+}
+
+/// <summary>Mirror of <c>ca_stats</c>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct CaStats
+{
+    public long LiveNodes;
+    public long LiveSaved;
+    public long LiveClosures;
+    public long PooledNodes;
+    public long NodesCreated;
+    public long BackwardCalls;
+    public long BackwardFailures;
+}

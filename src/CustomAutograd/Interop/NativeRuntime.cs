@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: MIT
+using System;
+using System.IO;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Threading;
+using TorchSharp;
+
+namespace CustomAutograd.Interop;
+
+/// <summary>
+/// Loads the shim, resolves LibTorchSharp's exports (and libtorch's keep-graph query) from the
+/// libraries TorchSharp already loaded, and registers the callbacks. Runs once per process.
+/// </summary>
+internal static unsafe class NativeRuntime
+{
+    private const string KeepGraphSymbol = "_ZN5torch8autograd33get_current_graph_task_keep_graphEv";
+
+    private static readonly object Gate = new();
+    private static volatile bool s_initialized;
+    private static Exception? s_failure;
+
+    /// <summary>LibTorchSharp's <c>THSAutograd_isGradEnabled</c>.</summary>
+    internal static delegate* unmanaged<byte> IsGradEnabledFn;
+
+    /// <summary>LibTorchSharp's <c>THSAutograd_setGrad</c>.</summary>
+    internal static delegate* unmanaged<byte, void> SetGradFn;
+
+    /// <summary>Where the keep-graph query came from, or null when it could not be resolved.</summary>
+    internal static string? KeepGraphSource { get; private set; }
+
+    /// <summary>The path of the LibTorchSharp library in use.</summary>
+    internal static string? LibTorchSharpPath { get; private set; }
+
+    /// <summary>Initialises everything on first use; throws <see cref="CustomAutogradException"/> with a fix on failure.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void EnsureInitialized()
+    {
+        if (!s_initialized)
+            InitializeSlow();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void InitializeSlow()
+    {
+        lock (Gate)
+        {
+            if (s_initialized)
+                return;
+            if (s_failure is not null)
+                throw new CustomAutogradException(s_failure.Message, s_failure);
+            try
+            {
+                Initialize();
+                s_initialized = true;
+            }
+            catch (Exception e)
+            {
+                s_failure = e;
+                throw e as CustomAutogradException ?? new CustomAutogradException(e.Message, e);
+            }
+        }
+    }
+
+    private static void Initialize()
+    {
+        // Make TorchSharp load its native libraries (and report its own load errors first).
+        try
+        {
+            _ = torch.is_grad_enabled();
+        }
+        catch (Exception e)
+        {
+            throw new CustomAutogradException(
+                "TorchSharp could not load its native library (" + e.Message + "). On Linux distributions whose " +
+                "libstdc++ predates GCC 13 (Debian 12, Ubuntu 22.04), build the application with the CustomAutograd " +
+                "package or the repository's build/LibStdCxxCompat.targets, which write a loadable copy of " +
+                "libLibTorchSharp.so into the output; also reference a libtorch package (e.g. TorchSharp-cpu).", e);
+        }
+
+        IntPtr torchSharp = LoadLoaded("libLibTorchSharp.so", out string? torchSharpPath)
+                            ?? LoadByName("LibTorchSharp")
+                            ?? throw new CustomAutogradException(
+                                "CustomAutograd could not find the LibTorchSharp native library that TorchSharp loaded.");
+        LibTorchSharpPath = torchSharpPath;
+
+        int version;
+        try
+        {
+            version = NativeMethods.ca_abi_version();
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
+        {
+            throw new CustomAutogradException(
+                "CustomAutograd's native shim (" + NativeMethods.Library + ") could not be loaded: " + e.Message +
+                " It must sit next to CustomAutograd.dll (or under runtimes/<rid>/native/ in a package). Building a " +
+                "project that references CustomAutograd builds it with CMake; it needs the C++ runtime only.", e);
+        }
+        if (version != NativeMethods.AbiVersion)
+        {
+            throw new CustomAutogradException(
+                $"CustomAutograd's native shim has ABI version {version} but this CustomAutograd.dll expects " +
+                $"{NativeMethods.AbiVersion}. Rebuild the solution so both come from the same sources.");
+        }
+
+        var api = new CaTorchApi
+        {
+            StructSize = sizeof(CaTorchApi),
+            GetAndResetLastErr = Export(torchSharp, "THSTorch_get_and_reset_last_err"),
+            TensorDispose = Export(torchSharp, "THSTensor_dispose"),
+            NodeCtor = Export(torchSharp, "THSAutograd_CSharpNode_ctor"),
+            NodeDisposeSharedPtr = Export(torchSharp, "THSAutograd_CSharpNode_disposeSharedPtr"),
+            NodeDisposeWeakPtr = Export(torchSharp, "THSAutograd_CSharpNode_disposeWeakPtr"),
+            NodeSetNextEdges = Export(torchSharp, "THSAutograd_CSharpNode_setNextEdges"),
+            NodeClearInputMetadata = Export(torchSharp, "THSAutograd_CSharpNode_clearInputMetadata"),
+            FunctionWrapOutputs = Export(torchSharp, "THSAutograd_Function_wrapOutputs"),
+            SavedVariableCtor = Export(torchSharp, "THSAutograd_SavedVariable_ctor"),
+            SavedVariableDispose = Export(torchSharp, "THSAutograd_SavedVariable_dispose"),
+            SavedVariableUnpack = Export(torchSharp, "THSAutograd_SavedVariable_unpack"),
+            SavedVariableResetData = Export(torchSharp, "THSAutograd_SavedVariable_reset_data"),
+            AutogradGrad = Export(torchSharp, "THSAutograd_grad"),
+            GetCurrentGraphTaskKeepGraph = ResolveKeepGraph(torchSharp),
+        };
+        IsGradEnabledFn = (delegate* unmanaged<byte>)Export(torchSharp, "THSAutograd_isGradEnabled");
+        SetGradFn = (delegate* unmanaged<byte, void>)Export(torchSharp, "THSAutograd_setGrad");
+
+        int status = NativeMethods.ca_init(&api, Trampolines.BackwardPointer, Trampolines.ReleasePointer);
+        if (status != NativeMethods.CA_OK)
+            throw new CustomAutogradException("CustomAutograd's native shim refused to initialise: " + NativeMethods.LastError());
+
+        AppDomain.CurrentDomain.ProcessExit += static (_, _) => NativeMethods.ca_shutdown();
+        Diagnostics.Log.NativeLoaded(torchSharpPath ?? "LibTorchSharp", KeepGraphSource ?? "(not found)");
+    }
+
+    private static IntPtr ResolveKeepGraph(IntPtr torchSharp)
+    {
+        // libtorch_cpu exports it; LibTorchSharp's global symbol scope may also see it.
+        if (LoadLoaded("libtorch_cpu.so", out string? path) is IntPtr torchCpu &&
+            NativeLibrary.TryGetExport(torchCpu, KeepGraphSymbol, out IntPtr fn))
+        {
+            KeepGraphSource = path;
+            return fn;
+        }
+        if (NativeLibrary.TryGetExport(torchSharp, KeepGraphSymbol, out fn))
+        {
+            KeepGraphSource = "LibTorchSharp";
+            return fn;
+        }
+        // Without it saved tensors live until the node dies; correct, but memory is held longer.
+        Diagnostics.Log.KeepGraphMissing();
+        return IntPtr.Zero;
+    }
+
+    private static IntPtr Export(IntPtr library, string name)
+    {
+        if (NativeLibrary.TryGetExport(library, name, out IntPtr address))
+            return address;
+        throw new CustomAutogradException(
+            $"The loaded LibTorchSharp does not export '{name}'. CustomAutograd needs TorchSharp 0.107.0 exactly.");
+    }
+
+    /// <summary>Opens (by path, so the very same copy) a library this process has already mapped.</summary>
+    private static IntPtr? LoadLoaded(string fileName, out string? path)
+    {
+        path = null;
+        if (!OperatingSystem.IsLinux())
+            return null;
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/self/maps"))
+            {
+                int slash = line.IndexOf('/', StringComparison.Ordinal);
+                if (slash < 0 || !line.EndsWith("/" + fileName, StringComparison.Ordinal))
+                    continue;
+                string candidate = line.Substring(slash);
+                if (NativeLibrary.TryLoad(candidate, out IntPtr handle))
+                {
+                    path = candidate;
+                    return handle;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+        return null;
+    }
+
+    private static IntPtr? LoadByName(string name) =>
+        NativeLibrary.TryLoad(name, typeof(torch).Assembly, null, out IntPtr handle) ? handle : null;
+
+    /// <summary>Reads the shim's counters.</summary>
+    internal static CaStats ReadStats()
+    {
+        EnsureInitialized();
+        CaStats stats;
+        NativeMethods.ca_get_stats(&stats);
+        return stats;
+    }
+
+    /// <summary>Interns a function name for the native side's error messages.</summary>
+    internal static IntPtr Intern(string name)
+    {
+        EnsureInitialized();
+        int max = System.Text.Encoding.UTF8.GetMaxByteCount(name.Length) + 1;
+        byte[] buffer = new byte[max];
+        int length = System.Text.Encoding.UTF8.GetBytes(name, 0, name.Length, buffer, 0);
+        buffer[length] = 0;
+        fixed (byte* p = buffer)
+        {
+            IntPtr interned = NativeMethods.ca_intern(p);
+            if (interned == IntPtr.Zero)
+                throw new CustomAutogradException("CustomAutograd could not store the function name (out of memory).");
+            return interned;
+        }
+    }
+
+    /// <summary>Current grad mode, read from libtorch without allocating.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool IsGradEnabled() => IsGradEnabledFn() != 0;
+
+    /// <summary>Sets grad mode on this thread without allocating.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void SetGradEnabled(bool enabled) => SetGradFn(enabled ? (byte)1 : (byte)0);
+
+}

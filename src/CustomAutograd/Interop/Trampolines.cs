@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+using System;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace CustomAutograd.Interop;
+
+/// <summary>
+/// The static entry points libtorch's engine reaches through the shim's per-node closures. Each finds
+/// its node's state through the GCHandle passed as user data, and nothing may unwind out of them: every
+/// failure becomes a status code and a message (Note [exceptions into the engine] in node.cpp).
+/// </summary>
+internal static unsafe class Trampolines
+{
+    internal static IntPtr BackwardPointer =>
+        (IntPtr)(delegate* unmanaged[Cdecl]<IntPtr, IntPtr*, int, IntPtr*, int, IntPtr*, byte*, int, int>)&Backward;
+
+    internal static IntPtr ReleasePointer => (IntPtr)(delegate* unmanaged[Cdecl]<IntPtr, void>)&Release;
+
+    [UnmanagedCallersOnly(CallConvs = new[] { typeof(CallConvCdecl) })]
+    private static int Backward(IntPtr state, IntPtr* grads, int nGrads, IntPtr* saved, int nSaved,
+                                IntPtr* results, byte* owned, int nResults)
+    {
+        NodeState? node = null;
+        DisposeScope? scope = null;
+        try
+        {
+            node = (NodeState)GCHandle.FromIntPtr(state).Target!;
+            Diagnostics.Metrics.BackwardCalled();
+            // Everything created from here on (the adopted gradients and saved tensors included) dies with
+            // this scope, except the gradients handed back to libtorch.
+            scope = torch.NewDisposeScope();
+            var gradTensors = new Tensor?[nGrads];
+            for (int i = 0; i < nGrads; i++)
+                gradTensors[i] = grads[i] == IntPtr.Zero ? null : Tensor.UnsafeCreateTensor(grads[i]);
+            var savedTensors = new Tensor?[nSaved];
+            for (int i = 0; i < nSaved; i++)
+                savedTensors[i] = saved[i] == IntPtr.Zero ? null : Tensor.UnsafeCreateTensor(saved[i]);
+
+            if (node.Outputs is { } outputs)
+            {
+                for (int i = 0; i < nGrads; i++)
+                {
+                    if (gradTensors[i] is null)
+                    {
+                        OutputInfo o = outputs[i];
+                        gradTensors[i] = torch.zeros(o.Shape, o.Dtype, new Device(o.DeviceType, o.DeviceIndex));
+                    }
+                }
+            }
+
+            var ctx = new BackwardContext(node, savedTensors);
+            Tensor?[] inputGrads;
+            bool onceDifferentiable = node.Function.Options.OnceDifferentiable;
+            bool gradMode = onceDifferentiable && NativeRuntime.IsGradEnabled();
+            if (gradMode)
+                NativeRuntime.SetGradEnabled(false);
+            try
+            {
+                inputGrads = node.Function.InvokeBackward(ctx, gradTensors);
+            }
+            finally
+            {
+                ctx.Invalidate();
+                if (gradMode)
+                    NativeRuntime.SetGradEnabled(true);
+            }
+            if (gradMode)
+                inputGrads = node.Function.GuardOnceDifferentiable(gradTensors, inputGrads ?? Array.Empty<Tensor?>());
+
+            GradientValidation.MapToEdges(node, inputGrads, nResults);
+            for (int e = 0; e < nResults; e++)
+            {
+                Tensor? g = inputGrads[node.Edges[e].InputIndex];
+                results[e] = IntPtr.Zero;
+                owned[e] = 0;
+                if (g is null)
+                    continue;
+                int earlier = FindEarlier(node, inputGrads, e, g);
+                if (earlier >= 0)
+                {
+                    // The same tensor for two inputs: one owned handle, borrowed again.
+                    results[e] = results[earlier];
+                }
+                else if (scope.Contains(g))
+                {
+                    // Created (or adopted) here: hand its handle to the shim, which disposes it after libtorch copied it.
+                    scope.Detach(g);
+                    results[e] = g.DecoupleFromNativeHandle();
+                    owned[e] = 1;
+                }
+                else
+                {
+                    // Owned elsewhere (e.g. a tensor captured by the delegate): lent until the engine copies it.
+                    results[e] = g.Handle;
+                }
+            }
+            return NativeMethods.CA_OK;
+        }
+        catch (Exception e)
+        {
+            ReportFailure(node, e);
+            return NativeMethods.CA_ERR_CALLBACK;
+        }
+        finally
+        {
+            try
+            {
+                scope?.Dispose();
+            }
+            catch (Exception e)
+            {
+                Diagnostics.Log.CallbackCleanupFailed(e);
+            }
+        }
+    }
+
+    private static int FindEarlier(NodeState node, Tensor?[] inputGrads, int edge, Tensor g)
+    {
+        for (int k = 0; k < edge; k++)
+        {
+            if (ReferenceEquals(inputGrads[node.Edges[k].InputIndex], g))
+                return k;
+        }
+        return -1;
+    }
+
+    private static void ReportFailure(NodeState? node, Exception e)
+    {
+        try
+        {
+            string name = node?.Function.Name ?? "CustomAutograd function";
+            string message = BackwardFailures.Record(name, e);
+            Diagnostics.Metrics.BackwardFailed();
+            Diagnostics.Log.BackwardFailed(name, e);
+            SetCallbackError(message);
+        }
+        catch
+        {
+            // Last resort: the status code alone still makes the shim raise an error.
+        }
+    }
+
+    private static void SetCallbackError(string message)
+    {
+        int max = Encoding.UTF8.GetMaxByteCount(message.Length) + 1;
+        byte[] buffer = new byte[max];
+        int length = Encoding.UTF8.GetBytes(message, 0, message.Length, buffer, 0);
+        buffer[length] = 0;
+        fixed (byte* p = buffer)
+            NativeMethods.ca_set_callback_error(p);
+    }
+
+    [UnmanagedCallersOnly(CallConvs = new[] { typeof(CallConvCdecl) })]
+    private static void Release(IntPtr state)
+    {
+        try
+        {
+            GCHandle handle = GCHandle.FromIntPtr(state);
+            handle.Free();
+            Diagnostics.Metrics.NodeReleased();
+        }
+        catch (Exception e)
+        {
+            try
+            {
+                Diagnostics.Log.CallbackCleanupFailed(e);
+            }
+            catch
+            {
+                // Nothing may escape into libtorch's node destructor.
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: MIT
+using System;
+using CustomAutograd.Interop;
+using static TorchSharp.torch;
+
+namespace CustomAutograd;
+
+/// <summary>A custom function of any number of tensors with any number of tensor results (see <see cref="AutogradFunction.CreateMulti"/>).</summary>
+public sealed class MultiFunction : AutogradFunction
+{
+    private readonly Func<ForwardContext, Tensor?[], Tensor[]> _forward;
+    private readonly Func<BackwardContext, Tensor?[], Tensor?[]> _backward;
+
+    internal MultiFunction(string name, Func<ForwardContext, Tensor[], Tensor[]> forward,
+                           Func<BackwardContext, Tensor?[], Tensor?[]> backward, AutogradFunctionOptions? options)
+        : base(name, options)
+    {
+        ArgumentNullException.ThrowIfNull(forward);
+        ArgumentNullException.ThrowIfNull(backward);
+        _forward = (ctx, inputs) => forward(ctx, (Tensor[])inputs!);
+        _backward = backward;
+    }
+
+    /// <summary>
+    /// Applies the function. Inputs may be null (optional inputs): the Forward sees null there and the
+    /// Backward must return null for them.
+    /// </summary>
+    /// <param name="inputs">The inputs.</param>
+    /// <returns>The outputs, in the order the Forward returned them.</returns>
+    public Tensor[] Apply(params Tensor[] inputs)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        return ApplyCore((Tensor?[])inputs.Clone(), new PlainForward(_forward));
+    }
+
+    internal override bool AllowsNullInputs => true;
+
+    internal override Tensor?[] InvokeBackward(BackwardContext ctx, Tensor?[] grads) =>
+        _backward(ctx, grads) ?? throw new InvalidOperationException("the Backward returned null instead of an array.");
+}
