@@ -37,8 +37,9 @@ public static class Tutorial
     /// <summary>Trains the two-layer network and prints <c>Step: t : loss</c> at step 1 and every 100 steps.</summary>
     /// <param name="options">Device, seed and number of steps.</param>
     /// <param name="output">Where the step lines go.</param>
+    /// <param name="onStep">Called after each step with its number (e.g. to move a progress bar).</param>
     /// <returns>The loss of every step.</returns>
-    public static IReadOnlyList<double> Run(TutorialOptions options, TextWriter output)
+    public static IReadOnlyList<double> Run(TutorialOptions options, TextWriter output, Action<int>? onStep = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(output);
@@ -72,6 +73,7 @@ public static class Tutorial
                 w1.grad!.zero_();
                 w2.grad!.zero_();
             }
+            onStep?.Invoke(t);
         }
         return losses;
     }

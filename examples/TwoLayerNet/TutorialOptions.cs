@@ -10,10 +10,12 @@ namespace CustomAutograd.Examples;
 /// <param name="Device">"cpu" or "cuda".</param>
 /// <param name="Seed">The random seed.</param>
 /// <param name="Steps">Training steps.</param>
-public sealed record TutorialOptions(string Device, long Seed, int Steps)
+/// <param name="PlotPath">Where to write the loss curve (PNG), or null.</param>
+/// <param name="Progress">Show a progress bar when the output is a terminal.</param>
+public sealed record TutorialOptions(string Device, long Seed, int Steps, string? PlotPath = null, bool Progress = true)
 {
     /// <summary>The usage line.</summary>
-    public const string Usage = "usage: TwoLayerNet [--device cpu|cuda] [--seed N] [--steps N]";
+    public const string Usage = "usage: TwoLayerNet [--device cpu|cuda] [--seed N] [--steps N] [--plot loss.png] [--no-progress]";
 
     /// <summary>Parses the command line; prints usage and returns null when it is wrong or help was asked.</summary>
     /// <param name="args">The arguments.</param>
@@ -23,6 +25,8 @@ public sealed record TutorialOptions(string Device, long Seed, int Steps)
         string device = "cpu";
         long seed = 7;
         int steps = 500;
+        string? plot = null;
+        bool progress = true;
         for (int i = 0; i < args.Length; i++)
         {
             string? value = i + 1 < args.Length ? args[i + 1] : null;
@@ -40,6 +44,13 @@ public sealed record TutorialOptions(string Device, long Seed, int Steps)
                     steps = n;
                     i++;
                     break;
+                case "--plot" when !string.IsNullOrEmpty(value):
+                    plot = value;
+                    i++;
+                    break;
+                case "--no-progress":
+                    progress = false;
+                    break;
                 case "-h" or "--help":
                     Console.WriteLine(Usage);
                     return null;
@@ -49,7 +60,7 @@ public sealed record TutorialOptions(string Device, long Seed, int Steps)
                     return null;
             }
         }
-        return new TutorialOptions(device, seed, steps);
+        return new TutorialOptions(device, seed, steps, plot, progress);
     }
 
     /// <summary>Initialises CUDA and returns its device; throws when TorchSharp reports none.</summary>

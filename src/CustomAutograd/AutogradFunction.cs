@@ -24,6 +24,7 @@ public abstract class AutogradFunction
         Name = name;
         Options = options ?? AutogradFunctionOptions.Default;
         _nativeName = NativeRuntime.Intern(name);
+        Diagnostics.Log.FunctionCreated(name, Options);
     }
 
     /// <summary>The name used in every error message about this function.</summary>
@@ -326,6 +327,8 @@ public abstract class AutogradFunction
         if (nodeCreated != 0)
             Diagnostics.Metrics.NodeCreated();
         Diagnostics.Metrics.Applied();
+        if (Diagnostics.Log.TraceEnabled)
+            Diagnostics.Log.Applied(Name, inputs, nodeCreated != 0);
     }
 }
 

@@ -1,25 +1,70 @@
 // SPDX-License-Identifier: MIT
 using System;
+using System.Runtime.CompilerServices;
+using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using static TorchSharp.torch;
 
 namespace CustomAutograd.Diagnostics;
 
 /// <summary>The library's log messages (source-generated, free when the level is off).</summary>
 internal static partial class Log
 {
+    internal const string Category = "CustomAutograd";
+
     private static ILogger s_logger = NullLogger.Instance;
 
     internal static void Configure(ILoggerFactory? factory) =>
-        s_logger = factory?.CreateLogger("CustomAutograd") ?? NullLogger.Instance;
+        s_logger = factory?.CreateLogger(Category) ?? NullLogger.Instance;
+
+    internal static bool TraceEnabled
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => s_logger.IsEnabled(LogLevel.Trace);
+    }
 
     internal static void NativeLoaded(string torchSharp, string keepGraph) => NativeLoadedCore(s_logger, torchSharp, keepGraph);
 
     internal static void KeepGraphMissing() => KeepGraphMissingCore(s_logger);
 
+    internal static void FunctionCreated(string function, AutogradFunctionOptions options) =>
+        FunctionCreatedCore(s_logger, function, options.MaterializeGrads, options.OnceDifferentiable);
+
     internal static void BackwardFailed(string function, Exception exception) => BackwardFailedCore(s_logger, function, exception);
 
     internal static void CallbackCleanupFailed(Exception exception) => CallbackCleanupFailedCore(s_logger, exception);
+
+    /// <summary>Call only when <see cref="TraceEnabled"/>.</summary>
+    internal static void Applied(string function, Tensor?[] inputs, bool nodeCreated)
+    {
+        if (!s_logger.IsEnabled(LogLevel.Trace))
+            return;
+        string shapes = Shapes(inputs);
+        AppliedCore(s_logger, function, shapes, nodeCreated);
+    }
+
+    /// <summary>Call only when <see cref="TraceEnabled"/>.</summary>
+    internal static void BackwardRunning(string function, Tensor?[] grads)
+    {
+        if (!s_logger.IsEnabled(LogLevel.Trace))
+            return;
+        string shapes = Shapes(grads);
+        BackwardRunningCore(s_logger, function, shapes);
+    }
+
+    private static string Shapes(Tensor?[] tensors)
+    {
+        var sb = new StringBuilder();
+        for (int i = 0; i < tensors.Length; i++)
+        {
+            if (i > 0)
+                sb.Append(", ");
+            Tensor? t = tensors[i];
+            sb.Append(t is null ? "null" : Interop.GradientValidation.Format(t.shape) + " " + t.dtype + " " + t.device_type);
+        }
+        return sb.ToString();
+    }
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Debug,
                    Message = "CustomAutograd native shim initialised (LibTorchSharp: {TorchSharp}; keep-graph query: {KeepGraph})")]
@@ -34,4 +79,14 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Cleaning up after a native callback failed")]
     private static partial void CallbackCleanupFailedCore(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Debug,
+                   Message = "Custom function '{Function}' created (materialize grads: {MaterializeGrads}, once differentiable: {OnceDifferentiable})")]
+    private static partial void FunctionCreatedCore(ILogger logger, string function, bool materializeGrads, bool onceDifferentiable);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Trace, Message = "Apply '{Function}' on ({Inputs}); graph node created: {NodeCreated}")]
+    private static partial void AppliedCore(ILogger logger, string function, string inputs, bool nodeCreated);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Trace, Message = "Backward '{Function}' with output gradients ({Gradients})")]
+    private static partial void BackwardRunningCore(ILogger logger, string function, string gradients);
 }

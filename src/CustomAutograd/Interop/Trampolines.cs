@@ -52,6 +52,8 @@ internal static unsafe class Trampolines
                 }
             }
 
+            if (Diagnostics.Log.TraceEnabled)
+                Diagnostics.Log.BackwardRunning(node.Function.Name, gradTensors);
             var ctx = new BackwardContext(node, savedTensors);
             Tensor?[] inputGrads;
             bool onceDifferentiable = node.Function.Options.OnceDifferentiable;

@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: MIT
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Diagnostics.Metrics;
+using System.Linq;
+using Microsoft.Extensions.Logging;
+using NUnit.Framework;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace CustomAutograd.Tests;
+
+/// <summary>Logging through ILoggerFactory and the CustomAutograd meter.</summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class DiagnosticsTests
+{
+    [TearDown]
+    public void ResetLogging() => AutogradLogging.LoggerFactory = null;
+
+    [Test]
+    public void Logging_BackwardFails_ErrorWithOriginalExceptionAndStack()
+    {
+        var sink = new CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(b => b.AddProvider(sink).SetMinimumLevel(LogLevel.Debug));
+        AutogradLogging.LoggerFactory = factory;
+        var thrown = new InvalidOperationException("logged failure");
+        UnaryFunction f = AutogradFunction.Create("LoggedFailure", (ctx, x) => x * 2, (ctx, g) => throw thrown);
+
+        using (NewDisposeScope())
+            Assert.Catch(() => f.Apply(torch.ones(2, requires_grad: true)).sum().backward());
+
+        CapturedLog entry = sink.Entries.Single(e => e.Level == LogLevel.Error);
+        Assert.That(entry.Message, Does.Contain("LoggedFailure"));
+        Assert.That(entry.Exception, Is.SameAs(thrown));
+        Assert.That(entry.Exception!.StackTrace, Is.Not.Null.And.Not.Empty);
+        Assert.That(sink.Entries.Any(e => e.Level == LogLevel.Debug && e.Message.Contains("'LoggedFailure' created")), Is.True);
+    }
+
+    [Test]
+    public void Logging_TraceEnabled_ApplyAndBackwardTracedWithShapes()
+    {
+        var sink = new CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(b => b.AddProvider(sink).SetMinimumLevel(LogLevel.Trace));
+        AutogradLogging.LoggerFactory = factory;
+
+        using (NewDisposeScope())
+            TestUtil.Relu.Apply(torch.ones(2, 3, requires_grad: true)).sum().backward();
+
+        string[] traces = sink.Entries.Where(e => e.Level == LogLevel.Trace).Select(e => e.Message).ToArray();
+        Assert.That(traces, Has.Some.Contains("Apply 'TestReLU'").And.Some.Contains("[2, 3]"));
+        Assert.That(traces, Has.Some.Contains("Backward 'TestReLU'"));
+    }
+
+    [Test]
+    public void Logging_InformationLevel_NoTraceEntries()
+    {
+        var sink = new CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(b => b.AddProvider(sink).SetMinimumLevel(LogLevel.Information));
+        AutogradLogging.LoggerFactory = factory;
+        using (NewDisposeScope())
+            TestUtil.Relu.Apply(torch.ones(2, requires_grad: true)).sum().backward();
+        Assert.That(sink.Entries, Is.Empty);
+    }
+
+    [Test]
+    public void Meter_ApplyAndBackward_CountersMeasured()
+    {
+        var totals = new ConcurrentDictionary<string, long>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "CustomAutograd")
+                l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => totals.AddOrUpdate(instrument.Name, value, (_, v) => v + value));
+        listener.Start();
+
+        UnaryFunction failing = AutogradFunction.Create("MeteredFailure", (ctx, x) => x * 2, (ctx, g) => throw new InvalidOperationException("m"));
+        using (NewDisposeScope())
+        {
+            for (int i = 0; i < 3; i++)
+                TestUtil.Relu.Apply(torch.ones(2, requires_grad: true)).sum().backward();
+            Assert.Catch(() => failing.Apply(torch.ones(2, requires_grad: true)).sum().backward());
+        }
+        TestUtil.WaitForLiveNodes(0);
+
+        Assert.That(totals.GetValueOrDefault("customautograd.applications"), Is.GreaterThanOrEqualTo(4));
+        Assert.That(totals.GetValueOrDefault("customautograd.backward.calls"), Is.GreaterThanOrEqualTo(4));
+        Assert.That(totals.GetValueOrDefault("customautograd.backward.failures"), Is.GreaterThanOrEqualTo(1));
+        Assert.That(totals.ContainsKey("customautograd.nodes.live"), Is.True);
+    }
+
+    private sealed record CapturedLog(LogLevel Level, string Message, Exception? Exception);
+
+    private sealed class CapturingLoggerProvider : ILoggerProvider
+    {
+        public ConcurrentQueue<CapturedLog> Entries { get; } = new();
+
+        public ILogger CreateLogger(string categoryName) => new CapturingLogger(this);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class CapturingLogger(CapturingLoggerProvider owner) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception,
+                                    Func<TState, Exception?, string> formatter) =>
+                owner.Entries.Enqueue(new CapturedLog(logLevel, formatter(state, exception), exception));
+        }
+    }
+}
