@@ -61,7 +61,14 @@ internal static unsafe partial class NativeMethods
     internal static partial void ca_get_stats(CaStats* stats);
 
     /// <summary>The message of the last failure on this thread.</summary>
-    internal static string LastError() => Marshal.PtrToStringUTF8(ca_last_error()) ?? "unknown native error";
+    internal static string LastError() => TrimTrace(Marshal.PtrToStringUTF8(ca_last_error()) ?? "unknown native error");
+
+    /// <summary>Drops the C++ stack trace libtorch appends to its messages ("Exception raised from ...").</summary>
+    internal static string TrimTrace(string message)
+    {
+        int at = message.IndexOf("\nException raised from ", StringComparison.Ordinal);
+        return at < 0 ? message : message.Substring(0, at);
+    }
 }
 
 /// <summary>Mirror of <c>ca_torch_api</c>; field order is the ABI.</summary>

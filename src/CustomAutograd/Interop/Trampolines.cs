@@ -15,6 +15,13 @@ namespace CustomAutograd.Interop;
 /// </summary>
 internal static unsafe class Trampolines
 {
+    // Note [lent gradients]: a gradient returned by a Backward that this call does not own (e.g. a tensor its
+    // delegate captured) is lent to libtorch by handle, and the engine copies it only after the callback
+    // returns. Keeping the managed tensor reachable until the next Backward on the same thread guarantees
+    // that no finalizer frees the handle before that copy; it never delays the tensor's release by more.
+    [ThreadStatic]
+    private static Tensor?[]? t_lent;
+
     internal static IntPtr BackwardPointer =>
         (IntPtr)(delegate* unmanaged[Cdecl]<IntPtr, IntPtr*, int, IntPtr*, int, IntPtr*, byte*, int, int>)&Backward;
 
@@ -74,6 +81,7 @@ internal static unsafe class Trampolines
                 inputGrads = node.Function.GuardOnceDifferentiable(gradTensors, inputGrads ?? Array.Empty<Tensor?>());
 
             GradientValidation.MapToEdges(node, inputGrads, nResults);
+            t_lent = null;
             for (int e = 0; e < nResults; e++)
             {
                 Tensor? g = inputGrads[node.Edges[e].InputIndex];
@@ -98,6 +106,7 @@ internal static unsafe class Trampolines
                 {
                     // Owned elsewhere (e.g. a tensor captured by the delegate): lent until the engine copies it.
                     results[e] = g.Handle;
+                    t_lent = inputGrads;
                 }
             }
             return NativeMethods.CA_OK;

@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: MIT
+using System;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Threading;
+using System.Threading.Tasks;
+using NUnit.Framework;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace CustomAutograd.Tests;
+
+/// <summary>Faults, threads, re-entrancy, deep graphs and long runs: nothing crashes, nothing leaks.</summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class ReliabilityTests
+{
+    [TestCase(typeof(InvalidOperationException))]
+    [TestCase(typeof(OperationCanceledException))]
+    [TestCase(typeof(NotImplementedException))]
+    [TestCase(typeof(NullReferenceException))]
+    public void Backward_ThrowsAnyExceptionType_SurfacesWithTypeAndMessage(Type type)
+    {
+        using var scope = NewDisposeScope();
+        var thrown = (Exception)Activator.CreateInstance(type, "payload-" + type.Name)!;
+        UnaryFunction f = AutogradFunction.Create("Throws" + type.Name, (ctx, x) => x * 2, (ctx, g) => throw thrown);
+        Exception? e = Assert.Catch(() => f.Apply(torch.ones(2, requires_grad: true)).sum().backward());
+        Assert.That(e!.Message, Does.Contain("Throws" + type.Name).And.Contain(type.FullName!).And.Contain("payload-" + type.Name));
+        Assert.That(AutogradFunction.TryGetBackwardException(e, out Exception? original), Is.True);
+        Assert.That(original, Is.SameAs(thrown));
+    }
+
+    [Test]
+    public void Backward_LibtorchErrorInsideBackward_KeepsLibtorchText()
+    {
+        using var scope = NewDisposeScope();
+        UnaryFunction f = AutogradFunction.Create("BadMatmul", (ctx, x) => x * 2, (ctx, g) => g.mm(torch.ones(5, 7)));
+        Exception? e = Assert.Catch(() => f.Apply(torch.ones(2, 3, requires_grad: true)).sum().backward());
+        Assert.That(e!.Message, Does.Contain("BadMatmul").And.Contain("cannot be multiplied"));
+    }
+
+    [Test]
+    public void Backward_FailsWithRetainGraph_RetrySucceeds()
+    {
+        using var scope = NewDisposeScope();
+        int calls = 0;
+        UnaryFunction flaky = AutogradFunction.Create(
+            "Flaky",
+            (ctx, x) =>
+            {
+                ctx.SaveForBackward(x);
+                return x * x;
+            },
+            (ctx, g) => ++calls == 1 ? throw new TimeoutException("first try fails") : g * 2 * ctx.SavedTensors[0]!);
+        Tensor x = torch.tensor(new[] { 1.0, 3.0 }, requires_grad: true);
+        Tensor loss = flaky.Apply(x).sum();
+        Assert.Catch(() => loss.backward(retain_graph: true));
+        loss.backward(retain_graph: true);
+        TestUtil.AssertClose(x.grad!, torch.tensor(new[] { 2.0, 6.0 }));
+    }
+
+    [Test]
+    public void SavedInput_ModifiedInPlaceBeforeBackward_LibtorchVersionError()
+    {
+        using var scope = NewDisposeScope();
+        Tensor leaf = torch.ones(3, requires_grad: true);
+        Tensor a = leaf * 1;
+        Tensor loss = TestUtil.Relu.Apply(a).sum();
+        a.add_(1);
+        Exception? e = Assert.Catch(() => loss.backward());
+        Assert.That(e!.Message, Does.Contain("TestReLU").And.Contain("modified by an inplace operation"));
+    }
+
+    [Test]
+    public void SavedOutput_ModifiedInPlaceBeforeBackward_LibtorchVersionError()
+    {
+        using var scope = NewDisposeScope();
+        Tensor x = torch.ones(3, requires_grad: true);
+        Tensor y = TestUtil.Sigmoid.Apply(x);
+        Tensor loss = (y * 1).sum();
+        using (no_grad())
+            y.mul_(2);
+        Exception? e = Assert.Catch(() => loss.backward());
+        Assert.That(e!.Message, Does.Contain("TestSigmoid").And.Contain("modified by an inplace operation"));
+    }
+
+    [Test]
+    public void Backward_CallsBackwardOnAnotherGraph_ReentrantWorks()
+    {
+        using var scope = NewDisposeScope();
+        UnaryFunction reentrant = AutogradFunction.Create(
+            "Reentrant",
+            (ctx, x) =>
+            {
+                ctx.SaveForBackward(x);
+                return x.pow(2);
+            },
+            (ctx, g) =>
+            {
+                // Computes d(x^2)/dx = 2x by running a separate backward inside this one.
+                using var inner = NewDisposeScope();
+                Tensor copy = ctx.SavedTensors[0]!.detach().requires_grad_(true);
+                using (enable_grad())
+                    TestUtil.Sigmoid.Apply(copy).sum().mul(0).add(copy.pow(2).sum()).backward();
+                return (g * copy.grad!).MoveToOuterDisposeScope();
+            });
+        Tensor x = torch.tensor(new[] { 1.0, -2.0 }, requires_grad: true);
+        reentrant.Apply(x).sum().backward();
+        TestUtil.AssertClose(x.grad!, torch.tensor(new[] { 2.0, -4.0 }));
+    }
+
+    [Test]
+    public void Chain_10000CustomNodes_BackwardAndFreeWithoutStackOverflow()
+    {
+        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadNativeCounters().LiveNodes);
+        using (NewDisposeScope())
+        {
+            Tensor x = torch.ones(4, dtype: ScalarType.Float64, requires_grad: true);
+            Tensor y = x;
+            for (int i = 0; i < 10_000; i++)
+                y = TestUtil.Relu.Apply(y);
+            Assert.That(AutogradDiagnostics.ReadNativeCounters().LiveNodes, Is.GreaterThanOrEqualTo(baseline + 10_000));
+            y.sum().backward();
+            TestUtil.AssertClose(x.grad!, torch.ones(4, dtype: ScalarType.Float64));
+        }
+        Assert.That(TestUtil.WaitForLiveNodes(baseline), Is.EqualTo(baseline));
+    }
+
+    // TorchSharp 0.107 converts `0` to a Scalar with a finalizer and does not keep it alive across the native
+    // call, so with several threads allocating, a GC can free it mid-call (seen here as "Expected false to be
+    // true ... Scalar.h" errors, with or without this library). Functions used from many threads keep their
+    // Scalars alive, as any multi-threaded TorchSharp code must; see the README's Guarantees section.
+    private static readonly Scalar Zero = 0.ToScalar();
+
+    private static readonly UnaryFunction ThreadRelu = AutogradFunction.Create(
+        "ThreadReLU",
+        (ctx, x) =>
+        {
+            ctx.SaveForBackward(x);
+            return x.clamp_min(Zero);
+        },
+        (ctx, g) => g.masked_fill(ctx.SavedTensors[0]!.lt(Zero), Zero));
+
+    private static readonly UnaryFunction ThreadSigmoid = AutogradFunction.Create(
+        "ThreadSigmoid",
+        (ctx, x) =>
+        {
+            Tensor y = x.sigmoid();
+            ctx.SaveForBackward(y);
+            return y;
+        },
+        (ctx, g) =>
+        {
+            Tensor y = ctx.SavedTensors[0]!;
+            return g * y * (torch.ones_like(y) - y);
+        });
+
+    [Test]
+    public void Threads_8x1000IndependentGraphs_AllGradientsCorrect()
+    {
+        const int threads = 8, iterations = 1000;
+        int wrong = 0;
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<Exception>();
+        var workers = new Thread[threads];
+        for (int t = 0; t < threads; t++)
+        {
+            int seed = t;
+            workers[t] = new Thread(() =>
+            {
+                try
+                {
+                    for (int i = 0; i < iterations; i++)
+                    {
+                        using var scope = NewDisposeScope();
+                        double v = seed + i * 0.001;
+                        Tensor x = torch.tensor(new[] { v, -v - 1 }, requires_grad: true);
+                        ThreadSigmoid.Apply(ThreadRelu.Apply(x)).sum().backward();
+                        double s = 1 / (1 + Math.Exp(-v));
+                        double expected0 = s * (1 - s);
+                        Tensor grad = x.grad!;
+                        if (Math.Abs(grad[0].ToDouble() - expected0) > 1e-12 || grad[1].ToDouble() != 0)
+                            Interlocked.Increment(ref wrong);
+                    }
+                }
+                catch (Exception e)
+                {
+                    errors.Enqueue(e);
+                }
+            }, 16 * 1024 * 1024);
+            workers[t].Start();
+        }
+        foreach (Thread w in workers)
+            Assert.That(w.Join(TimeSpan.FromMinutes(3)), Is.True, "deadlock: a worker did not finish");
+        Assert.That(errors, Is.Empty);
+        Assert.That(wrong, Is.Zero);
+    }
+
+    [Test]
+    public void StateObject_ReachableOnlyFromContext_CollectableAfterGraphDies()
+    {
+        WeakReference weak = MakeGraphWithState();
+        for (int i = 0; i < 20 && weak.IsAlive; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+        Assert.That(weak.IsAlive, Is.False);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference MakeGraphWithState()
+    {
+        var state = new byte[1024];
+        var weak = new WeakReference(state);
+        UnaryFunction f = AutogradFunction.Create(
+            "HoldsState", (ctx, x) => { ctx.SetState(state); return x * 2; }, (ctx, g) => g * ctx.GetState<byte[]>().Length);
+        using (NewDisposeScope())
+            _ = f.Apply(torch.ones(2, requires_grad: true));
+        return weak;
+    }
+
+    [Test]
+    public void ClosureObject_CapturedByDelegates_CollectableAfterOutputsDropped()
+    {
+        WeakReference weak = MakeGraphWithCapture();
+        for (int i = 0; i < 20 && weak.IsAlive; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+        Assert.That(weak.IsAlive, Is.False);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference MakeGraphWithCapture()
+    {
+        var captured = new double[] { 3 };
+        var weak = new WeakReference(captured);
+        UnaryFunction f = AutogradFunction.Create("Captures", (ctx, x) => x * captured[0], (ctx, g) => g * captured[0]);
+        // Outputs dropped without Dispose: TorchSharp's finalizers free them, then the node dies.
+        _ = f.Apply(torch.ones(2, requires_grad: true));
+        return weak;
+    }
+
+    [Test]
+    [Category("Soak")]
+    public void Soak_ManyForwardBackward_CountersReturnToBaselineAndMemoryStable()
+    {
+        int iterations = int.TryParse(Environment.GetEnvironmentVariable("CUSTOMAUTOGRAD_SOAK_ITERATIONS"), out int n) ? n : 20_000;
+        Tensor w = torch.randn(32, requires_grad: true);
+        void Step()
+        {
+            using var scope = NewDisposeScope();
+            Tensor loss = TestUtil.Sigmoid.Apply(TestUtil.Relu.Apply(w * 2)).sum();
+            loss.backward();
+            w.grad!.zero_();
+        }
+
+        for (int i = 0; i < 2000; i++)
+            Step();
+        NativeCounters before = Settle();
+        long heapBefore = GC.GetTotalMemory(forceFullCollection: true);
+        long rssBefore = Process.GetCurrentProcess().WorkingSet64;
+
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < iterations; i++)
+            Step();
+        clock.Stop();
+        NativeCounters after = Settle();
+        long heapAfter = GC.GetTotalMemory(forceFullCollection: true);
+        long rssAfter = Process.GetCurrentProcess().WorkingSet64;
+
+        TestContext.Out.WriteLine(
+            $"soak: {iterations} steps in {clock.Elapsed.TotalSeconds:F1} s; nodes {before.LiveNodes}->{after.LiveNodes}, " +
+            $"saved {before.LiveSavedTensors}->{after.LiveSavedTensors}, closures {before.LiveClosures}->{after.LiveClosures}, " +
+            $"managed heap {heapBefore / 1024} KiB -> {heapAfter / 1024} KiB, RSS {rssBefore / 1048576} MiB -> {rssAfter / 1048576} MiB");
+        Assert.That(after.LiveNodes, Is.EqualTo(before.LiveNodes));
+        Assert.That(after.LiveSavedTensors, Is.EqualTo(before.LiveSavedTensors));
+        Assert.That(after.LiveClosures, Is.LessThanOrEqualTo(before.LiveClosures));
+        Assert.That(after.NodesCreated - before.NodesCreated, Is.EqualTo(2L * iterations));
+        Assert.That((double)heapAfter, Is.LessThanOrEqualTo(heapBefore * 1.05 + 64 * 1024));
+        Assert.That((double)rssAfter, Is.LessThanOrEqualTo(rssBefore * 1.05));
+    }
+
+    private static NativeCounters Settle()
+    {
+        AutogradDiagnostics.FlushThread();
+        TestUtil.WaitForLiveNodes(0);
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        return AutogradDiagnostics.ReadNativeCounters();
+    }
+}
