@@ -179,18 +179,18 @@ public abstract class AutogradFunction
         NativeRuntime.EnsureInitialized();
         bool gradEnabled = NativeRuntime.IsGradEnabled();
         var needs = new bool[n];
-        bool executable = false;
-        if (gradEnabled)
+        bool anyRequiresGrad = false;
+        for (int i = 0; i < n; i++)
         {
-            for (int i = 0; i < n; i++)
+            if (inputs[i] is { } t && t.requires_grad)
             {
-                if (inputs[i] is { } t && t.requires_grad)
-                {
-                    needs[i] = true;
-                    executable = true;
-                }
+                needs[i] = true;
+                anyRequiresGrad = true;
             }
         }
+        // As in PyTorch: a node exists only when grad mode is on and some input requires grad, while
+        // NeedsInputGrad reports requires_grad itself.
+        bool executable = gradEnabled && anyRequiresGrad;
 
         var ctx = new ForwardContext(this, needs);
         Tensor[] raw;

@@ -53,8 +53,8 @@ public sealed class BackwardContext
     }
 
     /// <summary>
-    /// For each argument of <c>Apply</c>, whether it needed a gradient when the Forward ran (grad mode on and
-    /// requires_grad set). This is forward-time information: libtorch's per-backward pruning of unused
+    /// For each argument of <c>Apply</c>, whether it required grad when the Forward ran. This is forward-time
+    /// information, as PyTorch's <c>ctx.needs_input_grad</c>: libtorch's per-backward pruning of unused
     /// inputs is not reachable through LibTorchSharp's exported API.
     /// </summary>
     public IReadOnlyList<bool> NeedsInputGrad

@@ -34,9 +34,9 @@ public sealed class ForwardContext
     public string FunctionName => _function.Name;
 
     /// <summary>
-    /// For each argument of <c>Apply</c>, whether a gradient will be asked for it: grad mode was on and
-    /// the input required grad when the forward ran. Equivalent to PyTorch's <c>ctx.needs_input_grad</c>,
-    /// evaluated at forward time.
+    /// For each argument of <c>Apply</c>, whether that input required grad when the forward ran (false for
+    /// null inputs). Equivalent to PyTorch's <c>ctx.needs_input_grad</c>, which is also forward-time
+    /// information: libtorch's per-backward pruning of unused inputs is not reachable through LibTorchSharp.
     /// </summary>
     public IReadOnlyList<bool> NeedsInputGrad
     {

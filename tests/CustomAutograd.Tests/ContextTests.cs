@@ -41,7 +41,7 @@ public sealed class ContextTests
     }
 
     [Test]
-    public void Apply_UnderNoGrad_NoNodeAndOutputDoesNotRequireGrad()
+    public void Apply_UnderNoGrad_NoNodeOutputDoesNotRequireGradNeedsInputGradIsRequiresGrad()
     {
         using var scope = NewDisposeScope();
         IReadOnlyList<bool>? needs = null;
@@ -62,7 +62,7 @@ public sealed class ContextTests
 
         Assert.That(AutogradDiagnostics.ReadNativeCounters().NodesCreated, Is.EqualTo(before));
         Assert.That(y.requires_grad, Is.False);
-        Assert.That(needs, Is.EqualTo(new[] { false }));
+        Assert.That(needs, Is.EqualTo(new[] { true }), "as PyTorch: requires_grad at forward time, whatever the grad mode");
         TestUtil.AssertClose(y, torch.full(2, 2f));
     }
 
