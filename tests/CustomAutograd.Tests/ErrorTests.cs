@@ -106,6 +106,34 @@ public sealed class ErrorTests
     }
 
     [Test]
+    public void Backward_ReturnsDisposedTensor_ErrorNamesInput()
+    {
+        using var scope = NewDisposeScope();
+        UnaryFunction f = AutogradFunction.Create(
+            "ReturnsDisposed",
+            (ctx, x) => x * 2,
+            (ctx, g) =>
+            {
+                Tensor r = g * 2;
+                r.Dispose();
+                return r;
+            });
+        Exception? e = Assert.Catch(() => f.Apply(torch.ones(2, requires_grad: true)).sum().backward());
+        Assert.That(e!.Message, Does.Contain("ReturnsDisposed").And.Contain("input 0").And.Contain("disposed"));
+    }
+
+    [Test]
+    public void Backward_Float64GradientForFloat32Input_CastByLibtorch()
+    {
+        using var scope = NewDisposeScope();
+        UnaryFunction f = AutogradFunction.Create("CastsGradient", (ctx, x) => x * 2, (ctx, g) => g.to_type(ScalarType.Float64) * 2);
+        Tensor x = torch.ones(2, requires_grad: true);
+        f.Apply(x).sum().backward();
+        Assert.That(x.grad!.dtype, Is.EqualTo(ScalarType.Float32));
+        TestUtil.AssertClose(x.grad!, torch.full(2, 2f));
+    }
+
+    [Test]
     public void Create_NullOrEmptyName_Throws()
     {
         Assert.Throws<ArgumentNullException>(() => AutogradFunction.Create(null!, (ctx, x) => x, (ctx, g) => g));
