@@ -40,7 +40,9 @@ public abstract class AutogradFunction
     /// <param name="forward">Computes the output; runs with grad mode off. Tensors it creates, other than its
     /// result and what it saves, are disposed when it returns.</param>
     /// <param name="backward">Given the gradient of the output, returns the gradient of the input (or null
-    /// for none).</param>
+    /// for none). The gradient is never null unless gradients are not materialised
+    /// (<see cref="AutogradFunctionOptions.MaterializeGrads"/> false or <see cref="ForwardContext.SetMaterializeGrads"/>),
+    /// in which case it is null when the output was not used: check for it.</param>
     /// <param name="options">Options; <see cref="AutogradFunctionOptions.Default"/> when null.</param>
     /// <returns>The function; call <see cref="UnaryFunction.Apply"/>.</returns>
     public static UnaryFunction Create(string name, Func<ForwardContext, Tensor, Tensor> forward,

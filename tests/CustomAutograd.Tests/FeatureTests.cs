@@ -12,11 +12,11 @@ namespace CustomAutograd.Tests;
 [TestFixture]
 public sealed class FeatureTests
 {
-    private static readonly UnaryFunction<double> Scale = AutogradFunction.CreateWithArgs<double>(
+    internal static readonly UnaryFunction<double> Scale = AutogradFunction.CreateWithArgs<double>(
         "Scale", (ctx, x, s) => x * s, (ctx, g, s) => g * s);
 
     /// <summary>x^3 with a Backward written in differentiable ops, so it can be differentiated again.</summary>
-    private static readonly UnaryFunction Cube = AutogradFunction.Create(
+    internal static readonly UnaryFunction Cube = AutogradFunction.Create(
         "Cube",
         (ctx, x) =>
         {

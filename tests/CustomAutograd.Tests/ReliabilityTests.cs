@@ -132,7 +132,7 @@ public sealed class ReliabilityTests
     // Scalars alive, as any multi-threaded TorchSharp code must; see the README's Guarantees section.
     private static readonly Scalar Zero = 0.ToScalar();
 
-    private static readonly UnaryFunction ThreadRelu = AutogradFunction.Create(
+    internal static readonly UnaryFunction ThreadRelu = AutogradFunction.Create(
         "ThreadReLU",
         (ctx, x) =>
         {
@@ -141,7 +141,7 @@ public sealed class ReliabilityTests
         },
         (ctx, g) => g.masked_fill(ctx.SavedTensors[0]!.lt(Zero), Zero));
 
-    private static readonly UnaryFunction ThreadSigmoid = AutogradFunction.Create(
+    internal static readonly UnaryFunction ThreadSigmoid = AutogradFunction.Create(
         "ThreadSigmoid",
         (ctx, x) =>
         {
