@@ -255,6 +255,22 @@ void release_handler(ffi_cif*, void*, void**, void* user) {
 
 ca_tensor* result_allocator(size_t length) { return allocate_result_buffer(length); }
 
+// Note [same tensor]: an at::Tensor is a single intrusive pointer to its TensorImpl (TensorBase::impl_), so
+// two handles refer to the very same tensor exactly when their first words are equal. When wrapping left an
+// output as the same tensor (connected in place), the fresh handle is dropped and the caller keeps its own
+// (see ca_apply's `wrapped`), which saves a handle and a managed object per output.
+bool same_tensor(ca_tensor a, ca_tensor b) { return *static_cast<void* const*>(a) == *static_cast<void* const*>(b); }
+
+void drop_unchanged_outputs(const ca_tensor* outputs, ca_tensor* wrapped, int32_t n_outputs) noexcept {
+    auto& G = g();
+    for (int32_t i = 0; i < n_outputs; ++i) {
+        if (wrapped[i] != nullptr && same_tensor(wrapped[i], outputs[i])) {
+            G.torch.THSTensor_dispose(wrapped[i]);
+            wrapped[i] = nullptr;
+        }
+    }
+}
+
 }  // namespace
 
 void flush_retired_handles() { t_retired.flush(); }
@@ -280,6 +296,7 @@ int32_t apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t
         check_torch(context);
         const ca_tensor* res = result_buffer();
         for (int32_t i = 0; i < n_outputs; ++i) wrapped[i] = res[i];
+        drop_unchanged_outputs(outputs, wrapped, n_outputs);
         return CA_OK;
     }
 
@@ -337,6 +354,7 @@ int32_t apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t
         throw;
     }
 
+    drop_unchanged_outputs(outputs, wrapped, n_outputs);
     rec->managed = state;
     *node_created = 1;
     // Drop the construction reference: from now on the outputs' grad_fn keep the node alive. If

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 using System;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using CustomAutograd.Interop;
 using TorchSharp;
@@ -180,24 +181,31 @@ public abstract class AutogradFunction
 
         NativeRuntime.EnsureInitialized();
         bool gradEnabled = NativeRuntime.IsGradEnabled();
-        var needs = new bool[n];
-        bool anyRequiresGrad = false;
+        ulong bits = 0;
+        bool[]? manyFlags = n > 64 ? new bool[n] : null;
         for (int i = 0; i < n; i++)
         {
             if (inputs[i] is { } t && t.requires_grad)
             {
-                needs[i] = true;
-                anyRequiresGrad = true;
+                if (manyFlags is null)
+                    bits |= 1UL << i;
+                else
+                    manyFlags[i] = true;
             }
         }
+        InputFlags needs = manyFlags is null ? InputFlags.FromBits(n, bits) : InputFlags.FromArray(manyFlags);
         // As in PyTorch: a node exists only when grad mode is on and some input requires grad, while
         // NeedsInputGrad reports requires_grad itself.
-        bool executable = gradEnabled && anyRequiresGrad;
+        bool executable = gradEnabled && (bits != 0 || (manyFlags is not null && Array.IndexOf(manyFlags, true) >= 0));
 
         var ctx = new ForwardContext(this, needs);
         Tensor[] raw;
         int outputCount;
-        IntPtr[] wrappedArray;
+        Tensor[] results;
+        const int StackOutputs = 8;
+        IntPtr* stackWrapped = stackalloc IntPtr[StackOutputs];
+        IntPtr[]? heapWrapped = null;
+        IntPtr* wrapped = stackWrapped;
         using (DisposeScope scope = torch.NewDisposeScope())
         {
             NativeRuntime.SetGradEnabled(false);
@@ -213,15 +221,33 @@ public abstract class AutogradFunction
 
             outputCount = ValidateOutputs(raw);
             ValidateMarks(ctx, inputs, raw);
-            wrappedArray = new IntPtr[outputCount];
-            fixed (IntPtr* wrapped = wrappedArray)
-                ConnectAndWrap(forward, ctx, inputs, nonNull, needs, executable, raw, wrapped);
+            if (outputCount > StackOutputs)
+            {
+                heapWrapped = GC.AllocateArray<IntPtr>(outputCount, pinned: true);
+                wrapped = (IntPtr*)Unsafe.AsPointer(ref heapWrapped[0]);
+            }
+            ConnectAndWrap(forward, ctx, inputs, nonNull, needs, executable, raw, wrapped);
+
+            // The array the Forward returned is reused for the results when it is ours (one- and two-input forms).
+            results = forward.OwnsOutputArray ? raw : new Tensor[outputCount];
+            // Outputs connected in place (Note [same tensor] in node.cpp) keep their Tensor object, moved to the
+            // caller's dispose scope; the others get a new object below, once this scope is gone.
+            for (int i = 0; i < outputCount; i++)
+            {
+                if (wrapped[i] != IntPtr.Zero)
+                    continue;
+                results[i] = raw[i];
+                if (scope.Contains(raw[i]))
+                    scope.MoveToOuter(raw[i]);
+            }
         }
 
-        // Adopted after the forward's scope is gone, so the results land in the caller's dispose scope.
-        var results = new Tensor[outputCount];
         for (int i = 0; i < outputCount; i++)
-            results[i] = Tensor.UnsafeCreateTensor(wrappedArray[i]);
+        {
+            if (wrapped[i] != IntPtr.Zero)
+                results[i] = Tensor.UnsafeCreateTensor(wrapped[i]);
+        }
+        GC.KeepAlive(heapWrapped);
         return results;
     }
 
@@ -261,7 +287,7 @@ public abstract class AutogradFunction
         }
     }
 
-    private unsafe void ConnectAndWrap<TForward>(TForward forward, ForwardContext ctx, Tensor?[] inputs, int nonNull, bool[] needs, bool executable,
+    private unsafe void ConnectAndWrap<TForward>(TForward forward, ForwardContext ctx, Tensor?[] inputs, int nonNull, InputFlags needs, bool executable,
                                        Tensor[] raw, IntPtr* wrapped)
         where TForward : struct, IForwardInvoker
     {
@@ -293,23 +319,8 @@ public abstract class AutogradFunction
         GCHandle stateHandle = default;
         if (executable)
         {
-            var edges = new EdgeInfo[nonNull];
-            for (int i = 0, e = 0; i < inputs.Length; i++)
-            {
-                if (inputs[i] is { } t)
-                    edges[e++] = new EdgeInfo(i, t.shape, t.device_type, t.device_index);
-            }
-            OutputInfo[]? outputs = null;
-            if (ctx.MaterializeGrads)
-            {
-                outputs = new OutputInfo[nOut];
-                for (int i = 0; i < nOut; i++)
-                {
-                    Tensor o = raw[i];
-                    outputs[i] = new OutputInfo(o.shape, o.dtype, o.device_type, o.device_index);
-                }
-            }
-            NodeState state = forward.CreateState(this, needs, edges, outputs, ctx);
+            long[] meta = NodeState.BuildMeta(inputs, ctx.MaterializeGrads ? raw : null, out int outputsStart);
+            NodeState state = forward.CreateState(this, needs, nonNull, meta, outputsStart, ctx);
             stateHandle = GCHandle.Alloc(state);
         }
 
@@ -337,7 +348,10 @@ public abstract class AutogradFunction
 /// <summary>Calls a user Forward (a struct, so that Apply allocates no closure) and makes the node state.</summary>
 internal interface IForwardInvoker
 {
+    /// <summary>True when the array Invoke returns is created by the library, so it may become the result array.</summary>
+    bool OwnsOutputArray { get; }
+
     Tensor[] Invoke(ForwardContext ctx, Tensor?[] inputs);
 
-    NodeState CreateState(AutogradFunction function, bool[] needs, EdgeInfo[] edges, OutputInfo[]? outputs, ForwardContext ctx);
+    NodeState CreateState(AutogradFunction function, InputFlags needs, int edgeCount, long[] meta, int outputsStart, ForwardContext ctx);
 }

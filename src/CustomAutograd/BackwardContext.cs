@@ -15,8 +15,6 @@ public sealed class BackwardContext
 {
     private readonly NodeState _state;
     private readonly Tensor?[] _saved;
-    private IReadOnlyList<Tensor?>? _positional;
-    private SavedTensors? _named;
     private bool _valid = true;
 
     internal BackwardContext(NodeState state, Tensor?[] saved)
@@ -38,7 +36,10 @@ public sealed class BackwardContext
         get
         {
             ThrowIfInvalid();
-            return _positional ??= new ArraySegment<Tensor?>(_saved, 0, _state.PositionalSaved);
+            // The per-call array itself when it holds only positional saves (no wrapper to allocate).
+            return _state.PositionalSaved == _saved.Length
+                ? _saved
+                : new ArraySegment<Tensor?>(_saved, 0, _state.PositionalSaved);
         }
     }
 
@@ -48,7 +49,7 @@ public sealed class BackwardContext
         get
         {
             ThrowIfInvalid();
-            return _named ??= new SavedTensors(_state, _saved);
+            return new SavedTensors(_state, _saved);
         }
     }
 
@@ -81,6 +82,9 @@ public sealed class BackwardContext
     }
 
     internal NodeState Node => _state;
+
+    /// <summary>Whether InvokeBackward may overwrite the incoming gradient array with its results.</summary>
+    internal bool MayReuseGradients { get; init; }
 
     internal void Invalidate() => _valid = false;
 

@@ -26,7 +26,7 @@ public sealed class BinaryFunction : AutogradFunction
     /// <param name="a">The first input.</param>
     /// <param name="b">The second input.</param>
     /// <returns>The output, connected to the graph when grad mode is on and an input requires grad.</returns>
-    public Tensor Apply(Tensor a, Tensor b) => ApplyCore(new[] { a, b }, new PlainForward(_forward))[0];
+    public Tensor Apply(Tensor a, Tensor b) => ApplyCore(new[] { a, b }, new PlainForward(_forward, ownsOutputArray: true))[0];
 
     internal override Tensor?[] InvokeBackward(BackwardContext ctx, Tensor?[] grads)
     {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 using System;
 using System.Collections.Generic;
+using CustomAutograd.Interop;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -14,16 +15,13 @@ namespace CustomAutograd;
 public sealed class ForwardContext
 {
     private readonly AutogradFunction _function;
-    private readonly bool[] _needsInputGrad;
+    private readonly InputFlags _needsInputGrad;
     private List<Tensor?>? _saved;
-    private List<string>? _savedNames;
-    private List<Tensor?>? _namedSaved;
-    private List<Tensor>? _dirty;
-    private List<Tensor>? _nonDifferentiable;
+    private Extras? _extras;   // what most Forwards never use, allocated on first use
     private object? _state;
     private bool _valid = true;
 
-    internal ForwardContext(AutogradFunction function, bool[] needsInputGrad)
+    internal ForwardContext(AutogradFunction function, InputFlags needsInputGrad)
     {
         _function = function;
         _needsInputGrad = needsInputGrad;
@@ -76,17 +74,18 @@ public sealed class ForwardContext
         ThrowIfInvalid();
         ArgumentException.ThrowIfNullOrEmpty(name);
         ThrowIfDisposed(tensor, $"the tensor saved as '{name}'");
-        _savedNames ??= new List<string>();
-        _namedSaved ??= new List<Tensor?>();
-        int existing = _savedNames.IndexOf(name);
+        Extras extras = _extras ??= new Extras();
+        extras.SavedNames ??= new List<string>();
+        extras.NamedSaved ??= new List<Tensor?>();
+        int existing = extras.SavedNames.IndexOf(name);
         if (existing >= 0)
         {
-            _namedSaved[existing] = tensor;
+            extras.NamedSaved[existing] = tensor;
         }
         else
         {
-            _savedNames.Add(name);
-            _namedSaved.Add(tensor);
+            extras.SavedNames.Add(name);
+            extras.NamedSaved.Add(tensor);
         }
     }
 
@@ -100,12 +99,12 @@ public sealed class ForwardContext
     {
         ThrowIfInvalid();
         ArgumentNullException.ThrowIfNull(tensors);
-        _dirty ??= new List<Tensor>();
+        List<Tensor> dirty = (_extras ??= new Extras()).Dirty ??= new List<Tensor>();
         foreach (Tensor t in tensors)
         {
             ArgumentNullException.ThrowIfNull(t, nameof(tensors));
             ThrowIfDisposed(t, "a tensor passed to MarkDirty");
-            _dirty.Add(t);
+            dirty.Add(t);
         }
     }
 
@@ -119,12 +118,12 @@ public sealed class ForwardContext
     {
         ThrowIfInvalid();
         ArgumentNullException.ThrowIfNull(tensors);
-        _nonDifferentiable ??= new List<Tensor>();
+        List<Tensor> nonDiff = (_extras ??= new Extras()).NonDifferentiable ??= new List<Tensor>();
         foreach (Tensor t in tensors)
         {
             ArgumentNullException.ThrowIfNull(t, nameof(tensors));
             ThrowIfDisposed(t, "a tensor passed to MarkNonDifferentiable");
-            _nonDifferentiable.Add(t);
+            nonDiff.Add(t);
         }
     }
 
@@ -157,16 +156,16 @@ public sealed class ForwardContext
 
     internal int PositionalSavedCount => _saved?.Count ?? 0;
 
-    internal int SavedCount => PositionalSavedCount + (_namedSaved?.Count ?? 0);
+    internal int SavedCount => PositionalSavedCount + (_extras?.NamedSaved?.Count ?? 0);
 
     internal Tensor? SavedAt(int index) =>
-        index < PositionalSavedCount ? _saved![index] : _namedSaved![index - PositionalSavedCount];
+        index < PositionalSavedCount ? _saved![index] : _extras!.NamedSaved![index - PositionalSavedCount];
 
-    internal string[]? SavedNames => _savedNames?.ToArray();
+    internal string[]? SavedNames => _extras?.SavedNames?.ToArray();
 
-    internal List<Tensor>? Dirty => _dirty;
+    internal List<Tensor>? Dirty => _extras?.Dirty;
 
-    internal List<Tensor>? NonDifferentiable => _nonDifferentiable;
+    internal List<Tensor>? NonDifferentiable => _extras?.NonDifferentiable;
 
     internal void Invalidate() => _valid = false;
 
@@ -177,6 +176,14 @@ public sealed class ForwardContext
             throw new ObjectDisposedException(nameof(ForwardContext),
                 $"The forward context of '{_function.Name}' is only valid while its Forward runs.");
         }
+    }
+
+    private sealed class Extras
+    {
+        internal List<string>? SavedNames;
+        internal List<Tensor?>? NamedSaved;
+        internal List<Tensor>? Dirty;
+        internal List<Tensor>? NonDifferentiable;
     }
 
     private static void ThrowIfDisposed(Tensor? tensor, string what)

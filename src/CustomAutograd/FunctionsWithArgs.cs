@@ -30,7 +30,7 @@ public sealed class UnaryFunction<TArgs> : AutogradFunction
     /// <param name="args">The non-tensor arguments, passed to both Forward and Backward.</param>
     /// <returns>The output.</returns>
     public Tensor Apply(Tensor input, TArgs args) =>
-        ApplyCore(new[] { input }, new ArgsForward<TArgs>(_forward, args))[0];
+        ApplyCore(new[] { input }, new ArgsForward<TArgs>(_forward, args, ownsOutputArray: true))[0];
 
     internal override Tensor?[] InvokeBackward(BackwardContext ctx, Tensor?[] grads) =>
         new[] { _backward(ctx, grads[0]!, ((NodeState<TArgs>)ctx.Node).Args) };
@@ -63,7 +63,7 @@ public sealed class MultiFunction<TArgs> : AutogradFunction
     public Tensor[] Apply(TArgs args, params Tensor[] inputs)
     {
         ArgumentNullException.ThrowIfNull(inputs);
-        return ApplyCore((Tensor?[])inputs.Clone(), new ArgsForward<TArgs>(_forward, args));
+        return ApplyCore((Tensor?[])inputs.Clone(), new ArgsForward<TArgs>(_forward, args, ownsOutputArray: false));
     }
 
     internal override bool AllowsNullInputs => true;

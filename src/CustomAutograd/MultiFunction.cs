@@ -30,7 +30,7 @@ public sealed class MultiFunction : AutogradFunction
     public Tensor[] Apply(params Tensor[] inputs)
     {
         ArgumentNullException.ThrowIfNull(inputs);
-        return ApplyCore((Tensor?[])inputs.Clone(), new PlainForward(_forward));
+        return ApplyCore((Tensor?[])inputs.Clone(), new PlainForward(_forward, ownsOutputArray: false));
     }
 
     internal override bool AllowsNullInputs => true;

@@ -17,7 +17,13 @@ public sealed class UnaryFunction : AutogradFunction
     {
         ArgumentNullException.ThrowIfNull(forward);
         ArgumentNullException.ThrowIfNull(backward);
-        _forward = (ctx, inputs) => new[] { forward(ctx, inputs[0]!) };
+        _forward = (ctx, inputs) =>
+        {
+            Tensor output = forward(ctx, inputs[0]!);
+            Tensor?[] outputs = SingleTensorArrays.Rent();
+            outputs[0] = output;
+            return outputs!;
+        };
         _backward = backward;
     }
 
@@ -28,11 +34,31 @@ public sealed class UnaryFunction : AutogradFunction
     /// </summary>
     /// <param name="input">The input tensor.</param>
     /// <returns>The output, registered in the caller's dispose scope like any TorchSharp result.</returns>
-    public Tensor Apply(Tensor input) => ApplyCore(new[] { input }, new PlainForward(_forward))[0];
+    public Tensor Apply(Tensor input)
+    {
+        Tensor?[] inputs = SingleTensorArrays.Rent();
+        inputs[0] = input;
+        Tensor[]? results = null;
+        try
+        {
+            results = ApplyCore(inputs, new PlainForward(_forward, ownsOutputArray: true));
+            return results[0];
+        }
+        finally
+        {
+            SingleTensorArrays.Return(inputs);
+            if (results is not null)
+                SingleTensorArrays.Return(results!);
+        }
+    }
 
     internal override Tensor?[] InvokeBackward(BackwardContext ctx, Tensor?[] grads)
     {
-        // With materialised grads (the default) the gradient is never null here; without, it may be.
-        return new[] { _backward(ctx, grads[0]!) };
+        // With materialised grads (the default) the gradient is never null here; without, it may be. The
+        // one-element gradient array is reused for the result when the caller allows it.
+        Tensor? result = _backward(ctx, grads[0]!);
+        Tensor?[] results = ctx.MayReuseGradients ? grads : new Tensor?[1];
+        results[0] = result;
+        return results;
     }
 }

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature or struct below changes; the managed side refuses a mismatch. */
-#define CA_ABI_VERSION 1
+#define CA_ABI_VERSION 2
 
 typedef enum ca_status {
     CA_OK = 0,
@@ -147,7 +147,9 @@ CA_EXPORT void ca_set_callback_error(const char* message);
  *   outputs         the tensors the forward returned (borrowed, none null).
  *   non_diff/dirty  the outputs marked non-differentiable / the inputs marked dirty (borrowed).
  *   to_save         tensors to save for backward, as libtorch saved variables (borrowed, null allowed).
- *   wrapped         receives n_outputs fresh handles: the outputs connected to the node.
+ *   wrapped         receives one entry per output: a fresh handle to the output as connected to the node, or
+ *                   null when that is the very tensor given in outputs[i] (connected in place; the caller keeps
+ *                   using its own handle). Outputs that are inputs, or views of them, always get a fresh handle.
  */
 CA_EXPORT int32_t ca_apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t n_inputs,
                            int32_t is_executable, const ca_tensor* outputs, int32_t n_outputs,

@@ -9,13 +9,19 @@ internal readonly struct PlainForward : IForwardInvoker
 {
     private readonly Func<ForwardContext, Tensor?[], Tensor[]> _forward;
 
-    internal PlainForward(Func<ForwardContext, Tensor?[], Tensor[]> forward) => _forward = forward;
+    internal PlainForward(Func<ForwardContext, Tensor?[], Tensor[]> forward, bool ownsOutputArray)
+    {
+        _forward = forward;
+        OwnsOutputArray = ownsOutputArray;
+    }
+
+    public bool OwnsOutputArray { get; }
 
     public Tensor[] Invoke(ForwardContext ctx, Tensor?[] inputs) => _forward(ctx, inputs);
 
-    public NodeState CreateState(AutogradFunction function, bool[] needs, EdgeInfo[] edges, OutputInfo[]? outputs,
+    public NodeState CreateState(AutogradFunction function, InputFlags needs, int edgeCount, long[] meta, int outputsStart,
                                  ForwardContext ctx) =>
-        new(function, needs, edges, outputs, ctx.PositionalSavedCount, ctx.SavedNames, ctx.State);
+        new(function, needs, edgeCount, meta, outputsStart, ctx.PositionalSavedCount, ctx.SavedNames, ctx.State);
 }
 
 /// <summary>Forward invoker that passes typed non-tensor arguments and keeps them for the Backward.</summary>
@@ -24,15 +30,19 @@ internal readonly struct ArgsForward<TArgs> : IForwardInvoker
     private readonly Func<ForwardContext, Tensor?[], TArgs, Tensor[]> _forward;
     private readonly TArgs _args;
 
-    internal ArgsForward(Func<ForwardContext, Tensor?[], TArgs, Tensor[]> forward, TArgs args)
+    internal ArgsForward(Func<ForwardContext, Tensor?[], TArgs, Tensor[]> forward, TArgs args, bool ownsOutputArray)
     {
         _forward = forward;
         _args = args;
+        OwnsOutputArray = ownsOutputArray;
     }
+
+    public bool OwnsOutputArray { get; }
 
     public Tensor[] Invoke(ForwardContext ctx, Tensor?[] inputs) => _forward(ctx, inputs, _args);
 
-    public NodeState CreateState(AutogradFunction function, bool[] needs, EdgeInfo[] edges, OutputInfo[]? outputs,
+    public NodeState CreateState(AutogradFunction function, InputFlags needs, int edgeCount, long[] meta, int outputsStart,
                                  ForwardContext ctx) =>
-        new NodeState<TArgs>(function, needs, edges, outputs, ctx.PositionalSavedCount, ctx.SavedNames, ctx.State, _args);
+        new NodeState<TArgs>(function, needs, edgeCount, meta, outputsStart, ctx.PositionalSavedCount, ctx.SavedNames,
+                             ctx.State, _args);
 }

@@ -20,7 +20,7 @@ internal static class GradientValidation
     internal static void MapToEdges(NodeState node, Tensor?[]? inputGrads, int edgeCount)
     {
         string name = node.Function.Name;
-        int expected = node.NeedsInputGrad.Length;
+        int expected = node.NeedsInputGrad.Count;
         if (inputGrads is null)
             throw new InvalidOperationException($"'{name}': the Backward returned null instead of the gradients.");
         if (inputGrads.Length != expected)
@@ -35,10 +35,11 @@ internal static class GradientValidation
             }
         }
 
+        int at = 0;
         int e = 0;
         for (int i = 0; i < expected; i++)
         {
-            bool hasEdge = e < edgeCount && node.Edges[e].InputIndex == i;
+            bool hasEdge = e < edgeCount && node.TagAt(at) == i;
             Tensor? g = inputGrads[i];
             if (!hasEdge)
             {
@@ -49,34 +50,45 @@ internal static class GradientValidation
                 }
                 continue;
             }
-            EdgeInfo edge = node.Edges[e++];
+            int record = at;
+            at = node.NextRecord(at);
+            e++;
             if (g is null)
                 continue;
             if (g.IsInvalid)
                 throw new InvalidOperationException($"'{name}': the gradient returned for input {i} has been disposed.");
-            CheckShape(name, i, edge.Shape, g.shape);
-            CheckDevice(name, i, edge, g);
+            CheckShape(node, i, record, g);
+            CheckDevice(name, i, node.DeviceTypeAt(record), node.DeviceIndexAt(record), g);
         }
     }
 
-    private static void CheckShape(string name, int index, long[] inputShape, long[] gradShape)
+    private static void CheckShape(NodeState node, int index, int record, Tensor g)
     {
-        if (inputShape.AsSpan().SequenceEqual(gradShape) || IsExpandableTo(inputShape, gradShape))
+        int inputDim = node.NDim(record);
+        long gradDim = TensorQueries.Dim(g.Handle);
+        bool ok = gradDim >= inputDim;
+        for (int k = 0; ok && k < inputDim; k++)
+        {
+            // libtorch's is_expandable_to(input shape, gradient shape): trailing sizes equal, or the input's is 1.
+            long size = node.SizeAt(record, inputDim - 1 - k);
+            long target = TensorQueries.Size(g.Handle, gradDim - 1 - k);
+            ok = size == target || size == 1;
+        }
+        if (ok)
             return;
         throw new InvalidOperationException(
-            $"'{name}': the gradient returned for input {index} has shape {Format(gradShape)}, but the input has shape " +
-            $"{Format(inputShape)} (a gradient must have the input's shape, or a shape the input broadcasts to, which is then summed).");
+            $"'{node.Function.Name}': the gradient returned for input {index} has shape {Format(g.shape)}, but the input has shape " +
+            $"{Format(node.ShapeAt(record))} (a gradient must have the input's shape, or a shape the input broadcasts to, which is then summed).");
     }
 
-    private static void CheckDevice(string name, int index, EdgeInfo edge, Tensor g)
+    private static void CheckDevice(string name, int index, DeviceType inputType, int inputIndex, Tensor g)
     {
         DeviceType type = g.device_type;
-        int deviceIndex = g.device_index;
-        if (type == edge.DeviceType && (deviceIndex == edge.DeviceIndex || type == DeviceType.CPU))
+        if (type == inputType && (type == DeviceType.CPU || g.device_index == inputIndex))
             return;
         throw new InvalidOperationException(
-            $"'{name}': the gradient returned for input {index} is on {FormatDevice(type, deviceIndex)}, but the input is on " +
-            $"{FormatDevice(edge.DeviceType, edge.DeviceIndex)}.");
+            $"'{name}': the gradient returned for input {index} is on {FormatDevice(type, g.device_index)}, but the input is on " +
+            $"{FormatDevice(inputType, inputIndex)}.");
     }
 
     /// <summary>libtorch's is_expandable_to: can <paramref name="shape"/> be broadcast to <paramref name="desired"/>.</summary>

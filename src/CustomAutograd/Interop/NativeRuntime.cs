@@ -123,6 +123,8 @@ internal static unsafe class NativeRuntime
         };
         IsGradEnabledFn = (delegate* unmanaged<byte>)Export(torchSharp, "THSAutograd_isGradEnabled");
         SetGradFn = (delegate* unmanaged<byte, void>)Export(torchSharp, "THSAutograd_setGrad");
+        TensorQueries.NDimension = (delegate* unmanaged<IntPtr, long>)Export(torchSharp, "THSTensor_ndimension");
+        TensorQueries.SizeAt = (delegate* unmanaged<IntPtr, long, long>)Export(torchSharp, "THSTensor_size");
 
         int status = NativeMethods.ca_init(&api, Trampolines.BackwardPointer, Trampolines.ReleasePointer);
         if (status != NativeMethods.CA_OK)

@@ -1,63 +1,29 @@
 // SPDX-License-Identifier: MIT
 using System;
 using TorchSharp;
+using static TorchSharp.torch;
 
 namespace CustomAutograd.Interop;
-
-/// <summary>What a backward needs to know about one forward input that has an edge in the graph.</summary>
-internal readonly struct EdgeInfo
-{
-    internal EdgeInfo(int inputIndex, long[] shape, DeviceType deviceType, int deviceIndex)
-    {
-        InputIndex = inputIndex;
-        Shape = shape;
-        DeviceType = deviceType;
-        DeviceIndex = deviceIndex;
-    }
-
-    /// <summary>Position of the input among the arguments of Apply.</summary>
-    internal int InputIndex { get; }
-
-    internal long[] Shape { get; }
-
-    internal DeviceType DeviceType { get; }
-
-    internal int DeviceIndex { get; }
-}
-
-/// <summary>What a backward needs to materialise a missing gradient of one output (no tensor is kept).</summary>
-internal readonly struct OutputInfo
-{
-    internal OutputInfo(long[] shape, torch.ScalarType dtype, DeviceType deviceType, int deviceIndex)
-    {
-        Shape = shape;
-        Dtype = dtype;
-        DeviceType = deviceType;
-        DeviceIndex = deviceIndex;
-    }
-
-    internal long[] Shape { get; }
-
-    internal torch.ScalarType Dtype { get; }
-
-    internal DeviceType DeviceType { get; }
-
-    internal int DeviceIndex { get; }
-}
 
 /// <summary>
 /// The managed state of one graph node, reached from native callbacks through a GCHandle that the
 /// node owns (Note [ownership across the ABI]). Immutable once the forward has finished.
 /// </summary>
+/// <remarks>
+/// Tensor metadata is packed into one array, <see cref="Meta"/>, so a node costs few allocations: one
+/// record (a header word, then the sizes) per edge (per non-null tensor input), then, when gradients are
+/// materialised, one per output, starting at <see cref="OutputsStart"/>. No tensor is kept.
+/// </remarks>
 internal class NodeState
 {
-    internal NodeState(AutogradFunction function, bool[] needsInputGrad, EdgeInfo[] edges, OutputInfo[]? outputs,
+    internal NodeState(AutogradFunction function, InputFlags needsInputGrad, int edgeCount, long[] meta, int outputsStart,
                        int positionalSaved, string[]? savedNames, object? userState)
     {
         Function = function;
         NeedsInputGrad = needsInputGrad;
-        Edges = edges;
-        Outputs = outputs;
+        EdgeCount = edgeCount;
+        Meta = meta;
+        OutputsStart = outputsStart;
         PositionalSaved = positionalSaved;
         SavedNames = savedNames;
         UserState = userState;
@@ -65,13 +31,15 @@ internal class NodeState
 
     internal AutogradFunction Function { get; }
 
-    internal bool[] NeedsInputGrad { get; }
+    internal InputFlags NeedsInputGrad { get; }
 
-    /// <summary>One entry per non-null tensor input, in order: the node's edges.</summary>
-    internal EdgeInfo[] Edges { get; }
+    /// <summary>The node's edges: one per non-null tensor input, in order.</summary>
+    internal int EdgeCount { get; }
 
-    /// <summary>Null when gradients are not materialised.</summary>
-    internal OutputInfo[]? Outputs { get; }
+    internal long[] Meta { get; }
+
+    /// <summary>Where the output records start in <see cref="Meta"/>; -1 when gradients are not materialised.</summary>
+    internal int OutputsStart { get; }
 
     /// <summary>The saved tensors come positional first, then named (in <see cref="SavedNames"/> order).</summary>
     internal int PositionalSaved { get; }
@@ -79,14 +47,76 @@ internal class NodeState
     internal string[]? SavedNames { get; }
 
     internal object? UserState { get; }
+
+    /// <summary>Builds the metadata array for these inputs and (optionally) outputs.</summary>
+    internal static long[] BuildMeta(Tensor?[] inputs, Tensor[]? outputs, out int outputsStart)
+    {
+        int length = 0;
+        foreach (Tensor? t in inputs)
+        {
+            if (t is not null)
+                length += 1 + (int)TensorQueries.Dim(t.Handle);
+        }
+        outputsStart = -1;
+        if (outputs is not null)
+        {
+            outputsStart = length;
+            foreach (Tensor t in outputs)
+                length += 1 + (int)TensorQueries.Dim(t.Handle);
+        }
+
+        var meta = new long[length];
+        int at = 0;
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            if (inputs[i] is { } t)
+                at = WriteRecord(meta, at, i, t);
+        }
+        if (outputs is not null)
+        {
+            foreach (Tensor t in outputs)
+                at = WriteRecord(meta, at, (int)t.dtype, t);
+        }
+        return meta;
+    }
+
+    // A record is one header word, then the sizes. Header bits: 0-15 ndim, 16-23 device type,
+    // 24-39 device index + 1, 40-63 the tag (the Apply argument index for an edge, the dtype for an output).
+    private static int WriteRecord(long[] meta, int at, int tag, Tensor t)
+    {
+        long dim = TensorQueries.Dim(t.Handle);
+        meta[at] = dim | ((long)t.device_type & 0xFF) << 16 | ((long)(t.device_index + 1) & 0xFFFF) << 24 | (long)tag << 40;
+        for (long d = 0; d < dim; d++)
+            meta[at + 1 + d] = TensorQueries.Size(t.Handle, d);
+        return at + 1 + (int)dim;
+    }
+
+    /// <summary>Dimensions of the record at <paramref name="at"/>.</summary>
+    internal int NDim(int at) => (int)(Meta[at] & 0xFFFF);
+
+    internal DeviceType DeviceTypeAt(int at) => (DeviceType)((Meta[at] >> 16) & 0xFF);
+
+    internal int DeviceIndexAt(int at) => (int)((Meta[at] >> 24) & 0xFFFF) - 1;
+
+    /// <summary>The Apply argument index (edge records) or the dtype (output records).</summary>
+    internal int TagAt(int at) => (int)(Meta[at] >> 40);
+
+    /// <summary>Size <paramref name="k"/> of the record at <paramref name="at"/>.</summary>
+    internal long SizeAt(int at, int k) => Meta[at + 1 + k];
+
+    /// <summary>The shape of the record at <paramref name="at"/> as a new array.</summary>
+    internal long[] ShapeAt(int at) => Meta.AsSpan(at + 1, NDim(at)).ToArray();
+
+    /// <summary>Position of the record after the one at <paramref name="at"/>.</summary>
+    internal int NextRecord(int at) => at + 1 + NDim(at);
 }
 
 /// <summary>A node state that also keeps the non-tensor arguments of the call, for the Backward.</summary>
 internal sealed class NodeState<TArgs> : NodeState
 {
-    internal NodeState(AutogradFunction function, bool[] needsInputGrad, EdgeInfo[] edges, OutputInfo[]? outputs,
+    internal NodeState(AutogradFunction function, InputFlags needsInputGrad, int edgeCount, long[] meta, int outputsStart,
                        int positionalSaved, string[]? savedNames, object? userState, TArgs args)
-        : base(function, needsInputGrad, edges, outputs, positionalSaved, savedNames, userState)
+        : base(function, needsInputGrad, edgeCount, meta, outputsStart, positionalSaved, savedNames, userState)
     {
         Args = args;
     }

@@ -43,25 +43,16 @@ internal static unsafe class Trampolines
             var gradTensors = new Tensor?[nGrads];
             for (int i = 0; i < nGrads; i++)
                 gradTensors[i] = grads[i] == IntPtr.Zero ? null : Tensor.UnsafeCreateTensor(grads[i]);
-            var savedTensors = new Tensor?[nSaved];
+            Tensor?[] savedTensors = nSaved == 0 ? Array.Empty<Tensor?>() : new Tensor?[nSaved];
             for (int i = 0; i < nSaved; i++)
                 savedTensors[i] = saved[i] == IntPtr.Zero ? null : Tensor.UnsafeCreateTensor(saved[i]);
 
-            if (node.Outputs is { } outputs)
-            {
-                for (int i = 0; i < nGrads; i++)
-                {
-                    if (gradTensors[i] is null)
-                    {
-                        OutputInfo o = outputs[i];
-                        gradTensors[i] = torch.zeros(o.Shape, o.Dtype, new Device(o.DeviceType, o.DeviceIndex));
-                    }
-                }
-            }
+            if (node.OutputsStart >= 0)
+                MaterializeMissing(node, gradTensors);
 
             if (Diagnostics.Log.TraceEnabled)
                 Diagnostics.Log.BackwardRunning(node.Function.Name, gradTensors);
-            var ctx = new BackwardContext(node, savedTensors);
+            var ctx = new BackwardContext(node, savedTensors) { MayReuseGradients = !node.Function.Options.OnceDifferentiable };
             Tensor?[] inputGrads;
             bool onceDifferentiable = node.Function.Options.OnceDifferentiable;
             bool gradMode = onceDifferentiable && NativeRuntime.IsGradEnabled();
@@ -84,7 +75,7 @@ internal static unsafe class Trampolines
             t_lent = null;
             for (int e = 0; e < nResults; e++)
             {
-                Tensor? g = inputGrads[node.Edges[e].InputIndex];
+                Tensor? g = inputGrads[EdgeInput(node, e)];
                 results[e] = IntPtr.Zero;
                 owned[e] = 0;
                 if (g is null)
@@ -133,10 +124,36 @@ internal static unsafe class Trampolines
     {
         for (int k = 0; k < edge; k++)
         {
-            if (ReferenceEquals(inputGrads[node.Edges[k].InputIndex], g))
+            if (ReferenceEquals(inputGrads[EdgeInput(node, k)], g))
                 return k;
         }
         return -1;
+    }
+
+    /// <summary>The Apply argument of edge <paramref name="edge"/> (edges skip null inputs).</summary>
+    private static int EdgeInput(NodeState node, int edge)
+    {
+        if (node.EdgeCount == node.NeedsInputGrad.Count)
+            return edge;
+        int at = 0;
+        for (int k = 0; k < edge; k++)
+            at = node.NextRecord(at);
+        return node.TagAt(at);
+    }
+
+    /// <summary>Zeros for the outputs whose gradient libtorch left undefined, on the output's device and dtype.</summary>
+    private static void MaterializeMissing(NodeState node, Tensor?[] gradTensors)
+    {
+        int at = node.OutputsStart;
+        for (int i = 0; i < gradTensors.Length; i++)
+        {
+            if (gradTensors[i] is null)
+            {
+                gradTensors[i] = torch.zeros(node.ShapeAt(at), (ScalarType)node.TagAt(at),
+                                             new Device(node.DeviceTypeAt(at), node.DeviceIndexAt(at)));
+            }
+            at = node.NextRecord(at);
+        }
     }
 
     private static void ReportFailure(NodeState? node, Exception e)
