@@ -3,6 +3,7 @@
 #include "node.h"
 #include "shim.h"
 
+#include <cstddef>
 #include <cstring>
 #include <mutex>
 #include <unordered_set>
@@ -85,7 +86,11 @@ CA_EXPORT int32_t ca_init(const ca_torch_api* api, ca_backward_callback backward
         static std::mutex init_mutex;
         std::lock_guard<std::mutex> lock(init_mutex);
         if (G.initialized.load(std::memory_order_acquire)) {
-            if (std::memcmp(&G.torch, api, sizeof(ca_torch_api)) != 0 || G.backward != backward || G.release != release) {
+            // Compare the function pointers only (not the padding after struct_size).
+            const size_t first = offsetof(ca_torch_api, THSTorch_get_and_reset_last_err);
+            if (std::memcmp(reinterpret_cast<const char*>(&G.torch) + first, reinterpret_cast<const char*>(api) + first,
+                            sizeof(ca_torch_api) - first) != 0 ||
+                G.backward != backward || G.release != release) {
                 set_last_error("ca_init: already initialised with a different function table");
                 return CA_ERR_INVALID_ARGUMENT;
             }
@@ -121,6 +126,17 @@ CA_EXPORT int32_t ca_apply(const char* name, intptr_t state, const ca_tensor* in
         for (int32_t i = 0; i < n_outputs; ++i)
             if (outputs[i] == nullptr) {
                 set_last_error("ca_apply: output " + std::to_string(i) + " is null");
+                return CA_ERR_INVALID_ARGUMENT;
+            }
+        // LibTorchSharp dereferences every entry of these lists.
+        for (int32_t i = 0; i < n_non_diff; ++i)
+            if (non_diff[i] == nullptr) {
+                set_last_error("ca_apply: non-differentiable entry " + std::to_string(i) + " is null");
+                return CA_ERR_INVALID_ARGUMENT;
+            }
+        for (int32_t i = 0; i < n_dirty; ++i)
+            if (dirty[i] == nullptr) {
+                set_last_error("ca_apply: dirty entry " + std::to_string(i) + " is null");
                 return CA_ERR_INVALID_ARGUMENT;
             }
         return apply(name, state, inputs, n_inputs, is_executable != 0, outputs, n_outputs, non_diff, n_non_diff,

@@ -37,6 +37,11 @@ void check_torch(const char* context) {
     throw std::runtime_error(message);
 }
 
+void discard_torch_error() noexcept {
+    // LibTorchSharp allocates the message with strdup and hands ownership to the caller.
+    std::free(const_cast<char*>(g().torch.THSTorch_get_and_reset_last_err()));
+}
+
 ca_tensor* allocate_result_buffer(size_t length) {
     t_result_buffer.assign(length, nullptr);
     return t_result_buffer.data();

@@ -167,6 +167,13 @@ void apply_impl(void* ret, void** args, void* user) {
     }
 
     std::lock_guard<std::recursive_mutex> lock(rec->mutex);
+    if (rec->managed == 0) {
+        // The application that made this node failed after connecting it (e.g. a dirty input now points to
+        // it); there is no Backward to run.
+        dispose_all(grads, static_cast<size_t>(n_grads));
+        G.backward_failures.fetch_add(1, std::memory_order_relaxed);
+        throw std::runtime_error(with_name(rec, "its application failed after the graph node was connected, so it cannot run backward"));
+    }
     G.backward_calls.fetch_add(1, std::memory_order_relaxed);
 
     const size_t n_saved = rec->saved.size();
@@ -204,7 +211,7 @@ void apply_impl(void* ret, void** args, void* user) {
     if (!keep_graph) {
         for (auto* sv : rec->saved)
             if (sv != nullptr) G.torch.THSAutograd_SavedVariable_reset_data(sv);
-        (void)G.torch.THSTorch_get_and_reset_last_err();
+        discard_torch_error();
     }
 
     t_retired.flush();
@@ -242,7 +249,7 @@ void release_handler(ffi_cif*, void*, void**, void* user) {
         }
         rec->saved.clear();
         if (rec->node.weak_ptr != nullptr) G.torch.THSAutograd_CSharpNode_disposeWeakPtr(rec->node);
-        (void)G.torch.THSTorch_get_and_reset_last_err();
+        discard_torch_error();
         const intptr_t managed = rec->managed;
         rec->managed = 0;
         if (managed != 0) G.release(managed);
@@ -350,7 +357,7 @@ int32_t apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t
         // rec->managed is 0: when the node dies (now, or when the raw outputs that point to it are
         // disposed) its release frees the saved variables and recycles the record only.
         G.torch.THSAutograd_CSharpNode_disposeSharedPtr(node);
-        (void)G.torch.THSTorch_get_and_reset_last_err();
+        discard_torch_error();
         throw;
     }
 
@@ -361,7 +368,7 @@ int32_t apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t
     // no output refers to it (all non-differentiable), it is destroyed, and released, right here.
     rec->node.shared_ptr = nullptr;
     G.torch.THSAutograd_CSharpNode_disposeSharedPtr(node);
-    (void)G.torch.THSTorch_get_and_reset_last_err();
+    discard_torch_error();
     return CA_OK;
 }
 

@@ -40,6 +40,9 @@ std::string take_callback_error();
 // Throws std::runtime_error with LibTorchSharp's pending error, if any, prefixed by `context`.
 void check_torch(const char* context);
 
+// Clears (and frees) LibTorchSharp's pending error, if any, where a failure changes nothing.
+void discard_torch_error() noexcept;
+
 // A thread-local buffer that LibTorchSharp's allocator callbacks write into.
 ca_tensor* allocate_result_buffer(size_t length);
 ca_tensor* result_buffer();

@@ -149,7 +149,8 @@ CA_EXPORT void ca_set_callback_error(const char* message);
  *   to_save         tensors to save for backward, as libtorch saved variables (borrowed, null allowed).
  *   wrapped         receives one entry per output: a fresh handle to the output as connected to the node, or
  *                   null when that is the very tensor given in outputs[i] (connected in place; the caller keeps
- *                   using its own handle). Outputs that are inputs, or views of them, always get a fresh handle.
+ *                   using its own handle). Outputs that are inputs returned as-is get a fresh handle (a view); inputs marked
+ *                   dirty are rebased in place and come back null.
  */
 CA_EXPORT int32_t ca_apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t n_inputs,
                            int32_t is_executable, const ca_tensor* outputs, int32_t n_outputs,

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+// The node's release (its on_delete) and the record pool.
+#include "support.h"
+
+#include <thread>
+
+using namespace support;
+
+CA_TEST(release_frees_saved_and_weak_then_calls_release_once) {
+    init();
+    ca_tensor x = fake::make(1);
+    ca_tensor out = fake::make(10);
+    applied a = apply(ca_intern("Sq"), 55, {x}, true, {out}, {}, {}, {x, nullptr, out});
+    REQUIRE_EQ(a.status, CA_OK);
+    fake::node* n = fake::last_node();
+    CHECK(!fake::run_node(n, {5}).threw);  // a backward first: release must not depend on it
+    ca_flush_thread();
+
+    fake::dispose_all(a.wrapped);
+    CHECK(released().empty());
+    const size_t log_before = fake::w().log.size();
+    fake::dispose(out);  // the last reference: libtorch destroys the node
+
+    CHECK_EQ(n->on_delete_calls, 1);
+    CHECK(n->destroyed);
+    CHECK(released() == std::vector<intptr_t>{55});
+    for (fake::saved_var* sv : fake::w().saved) CHECK(sv->disposed);
+    CHECK_EQ(fake::w().live_saved, 0);
+    CHECK_EQ(n->weak_handles, 0);
+    const std::vector<std::string> tail(fake::w().log.begin() + static_cast<std::ptrdiff_t>(log_before),
+                                        fake::w().log.end());
+    CHECK(tail == (std::vector<std::string>{"savedDispose", "savedDispose", "disposeWeak"}));
+
+    const ca_stats s = stats();
+    CHECK_EQ(s.live_nodes, 0);
+    CHECK_EQ(s.live_saved, 0);
+    CHECK_EQ(s.pooled_nodes, 1);
+    CHECK_EQ(s.live_closures, 2);
+    fake::dispose(x);
+    CHECK_EQ(released().size(), size_t{1});  // exactly once
+    check_clean();
+}
+
+CA_TEST(released_record_is_reused_with_the_same_closures) {
+    init();
+    ca_tensor x = fake::make(1);
+    ca_tensor out = fake::make(10);
+    applied a = apply(ca_intern("First"), 1, {x}, true, {out}, {}, {}, {x});
+    REQUIRE_EQ(a.status, CA_OK);
+    fake::node* n1 = fake::last_node();
+    fake::dispose_all(a.wrapped);
+    fake::dispose(out);
+    CHECK(released() == std::vector<intptr_t>{1});
+    CHECK_EQ(stats().pooled_nodes, 1);
+
+    ca_tensor y = fake::make(2);
+    ca_tensor out2 = fake::make(20);
+    applied b = apply(ca_intern("Second"), 2, {x, y}, true, {out2}, {}, {}, {y});
+    REQUIRE_EQ(b.status, CA_OK);
+    fake::node* n2 = fake::last_node();
+    REQUIRE(n1 != n2);
+    CHECK(n2->apply == n1->apply);  // the pooled record's closures
+    CHECK(n2->on_delete == n1->on_delete);
+    ca_stats s = stats();
+    CHECK_EQ(s.pooled_nodes, 0);
+    CHECK_EQ(s.live_closures, 2);
+    CHECK_EQ(s.nodes_created, 2);
+
+    // The reused record carries the new application only.
+    fake::outcome o = fake::run_node(n2, {7});
+    CHECK(!o.threw);
+    CHECK(o.values == (std::vector<int>{100, 101}));  // two edges now
+    REQUIRE_EQ(calls().size(), size_t{1});
+    CHECK_EQ(calls()[0].state, intptr_t{2});
+    CHECK(calls()[0].saved == std::vector<int>{2});
+    ca_flush_thread();
+
+    fake::dispose_all(b.wrapped);
+    fake::dispose(out2);
+    CHECK(released() == (std::vector<intptr_t>{1, 2}));
+    fake::dispose(x);
+    fake::dispose(y);
+    check_clean();
+}
+
+CA_TEST(node_released_on_another_thread) {
+    init();
+    ca_tensor x = fake::make(1);
+    ca_tensor out = fake::make(10);
+    applied a = apply(ca_intern("F"), 8, {x}, true, {out}, {}, {}, {x});
+    REQUIRE_EQ(a.status, CA_OK);
+    fake::dispose_all(a.wrapped);
+    std::thread::id releaser;
+    std::thread t([&] {
+        releaser = std::this_thread::get_id();
+        fake::dispose(out);
+    });
+    t.join();
+    CHECK(released() == std::vector<intptr_t>{8});
+    CHECK(managed().release_threads.at(0) == releaser);
+    fake::dispose(x);
+    check_clean();
+}
+
+CA_TEST(pool_keeps_at_most_4096_records) {
+    init();
+    constexpr int kNodes = 4100;
+    ca_tensor x = fake::make(1);
+    std::vector<ca_tensor> outs;
+    const char* name = ca_intern("Many");
+    for (int i = 0; i < kNodes; ++i) {
+        ca_tensor out = fake::make(1000 + i);
+        applied a = apply(name, 1000 + i, {x}, true, {out});
+        REQUIRE_EQ(a.status, CA_OK);
+        fake::dispose_all(a.wrapped);
+        outs.push_back(out);
+    }
+    ca_stats s = stats();
+    CHECK_EQ(s.live_nodes, kNodes);
+    CHECK_EQ(s.live_closures, 2 * kNodes);
+    CHECK_EQ(s.pooled_nodes, 0);
+    fake::dispose_all(outs);
+    s = stats();
+    CHECK_EQ(s.live_nodes, 0);
+    CHECK_EQ(s.pooled_nodes, 4096);
+    CHECK_EQ(s.live_closures, 2 * 4096);
+    CHECK_EQ(released().size(), size_t{kNodes});
+    fake::dispose(x);
+    check_clean();
+}
+
+CA_TEST(sequential_nodes_reuse_one_record) {
+    init();
+    ca_tensor x = fake::make(1);
+    for (int i = 0; i < 1000; ++i) {
+        ca_tensor out = fake::make(10);
+        applied a = apply(ca_intern("Loop"), i + 1, {x}, true, {out}, {}, {}, {x, out});
+        REQUIRE_EQ(a.status, CA_OK);
+        if (i % 100 == 0) CHECK(!fake::run_node(fake::last_node(), {5}).threw);
+        fake::dispose_all(a.wrapped);
+        fake::dispose(out);
+    }
+    ca_flush_thread();
+    const ca_stats s = stats();
+    CHECK_EQ(s.nodes_created, 1000);
+    CHECK_EQ(s.pooled_nodes, 1);
+    CHECK_EQ(s.live_closures, 2);
+    CHECK_EQ(released().size(), size_t{1000});
+    fake::dispose(x);
+    check_clean();
+}
