@@ -4,7 +4,9 @@
 
 #include <ffi.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <memory>
 #include <deque>
 #include <mutex>
 #include <vector>
@@ -61,6 +63,22 @@ struct retired_handles {
 };
 
 thread_local retired_handles t_retired;
+
+// A zero-initialised array that lives on the stack for the usual small counts (no allocation per backward).
+template <typename T, size_t N>
+class small_array {
+public:
+    explicit small_array(size_t n) : data_(n <= N ? inline_ : (heap_ = std::make_unique<T[]>(n)).get()) {
+        std::fill(data_, data_ + n, T{});
+    }
+    T* data() { return data_; }
+    T& operator[](size_t i) { return data_[i]; }
+
+private:
+    T inline_[N];
+    std::unique_ptr<T[]> heap_;
+    T* data_;
+};
 
 // Note [node record pool]
 // A record owns two libffi closures whose user data is the record itself. A closure must not be
@@ -177,7 +195,7 @@ void apply_impl(void* ret, void** args, void* user) {
     G.backward_calls.fetch_add(1, std::memory_order_relaxed);
 
     const size_t n_saved = rec->saved.size();
-    std::vector<ca_tensor> saved(n_saved, nullptr);
+    small_array<ca_tensor, 8> saved(n_saved);
     for (size_t i = 0; i < n_saved; ++i) {
         if (rec->saved[i] == nullptr) continue;
         saved[i] = G.torch.THSAutograd_SavedVariable_unpack(rec->saved[i], rec->node);
@@ -192,8 +210,8 @@ void apply_impl(void* ret, void** args, void* user) {
         }
     }
 
-    std::vector<ca_tensor> results(rec->n_edges, nullptr);
-    std::vector<uint8_t> owned(rec->n_edges, 0);
+    small_array<ca_tensor, 8> results(rec->n_edges);
+    small_array<uint8_t, 8> owned(rec->n_edges);
     // From this call on, the managed side owns `grads` and `saved` (see ca_backward_callback).
     const int32_t status = G.backward(rec->managed, grads, n_grads, saved.data(), static_cast<int32_t>(n_saved),
                                       results.data(), owned.data(), static_cast<int32_t>(rec->n_edges));
@@ -215,8 +233,8 @@ void apply_impl(void* ret, void** args, void* user) {
     }
 
     t_retired.flush();
-    t_retired.handles.swap(results);
-    t_retired.owned.swap(owned);
+    t_retired.handles.assign(results.data(), results.data() + rec->n_edges);  // keeps its capacity: no allocation
+    t_retired.owned.assign(owned.data(), owned.data() + rec->n_edges);
     auto* out = static_cast<ca_ts_tensor_array*>(ret);
     out->array = t_retired.handles.data();
     out->size = static_cast<int64_t>(t_retired.handles.size());

@@ -185,7 +185,7 @@ public abstract class AutogradFunction
         bool[]? manyFlags = n > 64 ? new bool[n] : null;
         for (int i = 0; i < n; i++)
         {
-            if (inputs[i] is { } t && t.requires_grad)
+            if (inputs[i] is { } t && TensorQueries.RequiresGradOf(t.Handle))
             {
                 if (manyFlags is null)
                     bits |= 1UL << i;

@@ -83,8 +83,8 @@ internal static class GradientValidation
 
     private static void CheckDevice(string name, int index, DeviceType inputType, int inputIndex, Tensor g)
     {
-        DeviceType type = g.device_type;
-        if (type == inputType && (type == DeviceType.CPU || g.device_index == inputIndex))
+        DeviceType type = TensorQueries.DeviceType(g.Handle);
+        if (type == inputType && (type == DeviceType.CPU || TensorQueries.DeviceIndex(g.Handle) == inputIndex))
             return;
         throw new InvalidOperationException(
             $"'{name}': the gradient returned for input {index} is on {FormatDevice(type, g.device_index)}, but the input is on " +

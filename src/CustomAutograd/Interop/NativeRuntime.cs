@@ -21,10 +21,10 @@ internal static unsafe class NativeRuntime
     private static Exception? s_failure;
 
     /// <summary>LibTorchSharp's <c>THSAutograd_isGradEnabled</c>.</summary>
-    internal static delegate* unmanaged<byte> IsGradEnabledFn;
+    internal static delegate* unmanaged[SuppressGCTransition]<byte> IsGradEnabledFn;
 
     /// <summary>LibTorchSharp's <c>THSAutograd_setGrad</c>.</summary>
-    internal static delegate* unmanaged<byte, void> SetGradFn;
+    internal static delegate* unmanaged[SuppressGCTransition]<byte, void> SetGradFn;
 
     /// <summary>Where the keep-graph query came from, or null when it could not be resolved.</summary>
     internal static string? KeepGraphSource { get; private set; }
@@ -121,10 +121,14 @@ internal static unsafe class NativeRuntime
             AutogradGrad = Export(torchSharp, "THSAutograd_grad"),
             GetCurrentGraphTaskKeepGraph = ResolveKeepGraph(torchSharp),
         };
-        IsGradEnabledFn = (delegate* unmanaged<byte>)Export(torchSharp, "THSAutograd_isGradEnabled");
-        SetGradFn = (delegate* unmanaged<byte, void>)Export(torchSharp, "THSAutograd_setGrad");
-        TensorQueries.NDimension = (delegate* unmanaged<IntPtr, long>)Export(torchSharp, "THSTensor_ndimension");
-        TensorQueries.SizeAt = (delegate* unmanaged<IntPtr, long, long>)Export(torchSharp, "THSTensor_size");
+        IsGradEnabledFn = (delegate* unmanaged[SuppressGCTransition]<byte>)Export(torchSharp, "THSAutograd_isGradEnabled");
+        SetGradFn = (delegate* unmanaged[SuppressGCTransition]<byte, void>)Export(torchSharp, "THSAutograd_setGrad");
+        TensorQueries.NDimension = (delegate* unmanaged[SuppressGCTransition]<IntPtr, long>)Export(torchSharp, "THSTensor_ndimension");
+        TensorQueries.SizeAt = (delegate* unmanaged[SuppressGCTransition]<IntPtr, long, long>)Export(torchSharp, "THSTensor_size");
+        TensorQueries.RequiresGrad = (delegate* unmanaged[SuppressGCTransition]<IntPtr, byte>)Export(torchSharp, "THSTensor_requires_grad");
+        TensorQueries.DeviceTypeOf = (delegate* unmanaged[SuppressGCTransition]<IntPtr, int>)Export(torchSharp, "THSTensor_device_type");
+        TensorQueries.DeviceIndexOf = (delegate* unmanaged[SuppressGCTransition]<IntPtr, int>)Export(torchSharp, "THSTensor_device_index");
+        TensorQueries.ScalarTypeOf = (delegate* unmanaged[SuppressGCTransition]<IntPtr, sbyte>)Export(torchSharp, "THSTensor_type");
 
         int status = NativeMethods.ca_init(&api, Trampolines.BackwardPointer, Trampolines.ReleasePointer);
         if (status != NativeMethods.CA_OK)

@@ -75,7 +75,7 @@ internal class NodeState
         if (outputs is not null)
         {
             foreach (Tensor t in outputs)
-                at = WriteRecord(meta, at, (int)t.dtype, t);
+                at = WriteRecord(meta, at, (int)TensorQueries.Dtype(t.Handle), t);
         }
         return meta;
     }
@@ -85,7 +85,9 @@ internal class NodeState
     private static int WriteRecord(long[] meta, int at, int tag, Tensor t)
     {
         long dim = TensorQueries.Dim(t.Handle);
-        meta[at] = dim | ((long)t.device_type & 0xFF) << 16 | ((long)(t.device_index + 1) & 0xFFFF) << 24 | (long)tag << 40;
+        IntPtr h = t.Handle;
+        meta[at] = dim | ((long)TensorQueries.DeviceType(h) & 0xFF) << 16 | ((long)(TensorQueries.DeviceIndex(h) + 1) & 0xFFFF) << 24 |
+                   (long)tag << 40;
         for (long d = 0; d < dim; d++)
             meta[at + 1 + d] = TensorQueries.Size(t.Handle, d);
         return at + 1 + (int)dim;
