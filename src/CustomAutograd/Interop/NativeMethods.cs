@@ -63,6 +63,14 @@ internal static unsafe partial class NativeMethods
     /// <summary>The message of the last failure on this thread.</summary>
     internal static string LastError() => TrimTrace(Marshal.PtrToStringUTF8(ca_last_error()) ?? "unknown native error");
 
+    /// <summary>A NUL-terminated UTF-8 copy of <paramref name="text"/>, for the C ABI.</summary>
+    internal static byte[] ToUtf8Z(string text)
+    {
+        byte[] buffer = new byte[System.Text.Encoding.UTF8.GetByteCount(text) + 1];
+        System.Text.Encoding.UTF8.GetBytes(text, 0, text.Length, buffer, 0);
+        return buffer;
+    }
+
     /// <summary>Drops the C++ stack trace libtorch appends to its messages ("Exception raised from ...").</summary>
     internal static string TrimTrace(string message)
     {

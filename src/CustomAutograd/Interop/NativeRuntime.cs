@@ -211,11 +211,7 @@ internal static unsafe class NativeRuntime
     internal static IntPtr Intern(string name)
     {
         EnsureInitialized();
-        int max = System.Text.Encoding.UTF8.GetMaxByteCount(name.Length) + 1;
-        byte[] buffer = new byte[max];
-        int length = System.Text.Encoding.UTF8.GetBytes(name, 0, name.Length, buffer, 0);
-        buffer[length] = 0;
-        fixed (byte* p = buffer)
+        fixed (byte* p = NativeMethods.ToUtf8Z(name))
         {
             IntPtr interned = NativeMethods.ca_intern(p);
             if (interned == IntPtr.Zero)

@@ -2,7 +2,6 @@
 using System;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using System.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -174,11 +173,7 @@ internal static unsafe class Trampolines
 
     private static void SetCallbackError(string message)
     {
-        int max = Encoding.UTF8.GetMaxByteCount(message.Length) + 1;
-        byte[] buffer = new byte[max];
-        int length = Encoding.UTF8.GetBytes(message, 0, message.Length, buffer, 0);
-        buffer[length] = 0;
-        fixed (byte* p = buffer)
+        fixed (byte* p = NativeMethods.ToUtf8Z(message))
             NativeMethods.ca_set_callback_error(p);
     }
 
