@@ -87,8 +87,8 @@ internal static unsafe class Trampolines
                 }
                 else if (scope.Contains(g))
                 {
-                    // Created (or adopted) here: hand its handle to the shim, which disposes it after libtorch copied it.
-                    scope.Detach(g);
+                    // Created (or adopted) here: hand its handle to the shim, which disposes it after libtorch copied
+                    // it. The decoupled wrapper stays in the scope, whose Dispose skips it (its handle is gone).
                     results[e] = g.DecoupleFromNativeHandle();
                     owned[e] = 1;
                 }
