@@ -196,6 +196,43 @@ public sealed class ReliabilityTests
     }
 
     [Test]
+    public void ThreadWithoutDisposeScope_TemporariesOfForwardAndBackward_AllDisposed()
+    {
+        // On a thread with no dispose scope of its own (as libtorch's engine threads), the library's own scopes
+        // around the delegates must dispose every temporary: only what the caller holds stays alive. Counted with
+        // TorchSharp's process-wide count of live tensor handles (gradients handed to libtorch leave it when the
+        // library passes their handles on; TorchSharp's per-thread statistics would count them as detached).
+        long leaked = -1;
+        var worker = new Thread(() =>
+        {
+            UnaryFunction temporaries = AutogradFunction.Create(
+                "ManyTemporaries",
+                (ctx, x) =>
+                {
+                    ctx.SaveForBackward(x.mul(1.0).add(0.0));       // two temporaries, one of them saved
+                    return x.exp().log().mul(2.0);                   // two more, then the output
+                },
+                (ctx, g) => g.mul(1.0).add(ctx.SavedTensors[0]!.mul(0.0)).mul(2.0));
+            Tensor x = torch.ones(3, requires_grad: true);
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            long before = Tensor.TotalCount;
+            for (int i = 0; i < 50; i++)
+            {
+                Tensor y = temporaries.Apply(x);
+                Tensor loss = y.sum();
+                loss.backward();
+                loss.Dispose();
+                y.Dispose();
+            }
+            leaked = Tensor.TotalCount - before;
+        });
+        worker.Start();
+        Assert.That(worker.Join(TimeSpan.FromMinutes(1)), Is.True);
+        Assert.That(leaked, Is.Zero, "tensor handles created on the worker thread and never disposed");
+    }
+
+    [Test]
     public void StateObject_ReachableOnlyFromContext_CollectableAfterGraphDies()
     {
         WeakReference weak = MakeGraphWithState();

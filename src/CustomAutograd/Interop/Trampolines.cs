@@ -88,7 +88,8 @@ internal static unsafe class Trampolines
                 else if (scope.Contains(g))
                 {
                     // Created (or adopted) here: hand its handle to the shim, which disposes it after libtorch copied
-                    // it. The decoupled wrapper stays in the scope, whose Dispose skips it (its handle is gone).
+                    // it. Detached first, so TorchSharp's dispose-scope statistics stay exact for users who watch them.
+                    scope.Detach(g);
                     results[e] = g.DecoupleFromNativeHandle();
                     owned[e] = 1;
                 }
