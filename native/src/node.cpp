@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <memory>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -43,8 +44,13 @@ ffi_signatures& signatures() {
 // Note [retired gradient handles]
 // LibTorchSharp's node copies the tensors out of the array our apply returns *after* apply has
 // returned, so the handles in it must outlive the call. Handles whose ownership the managed side
-// passed to us are therefore kept here, per thread, and disposed at the next apply, ca_apply or
-// ca_flush_thread on the same thread (by then libtorch holds its own references).
+// passed to us are therefore released later, by one of two routes:
+//  - large (>= 1 MiB), non-CPU or graph-carrying (create_graph) gradients: by a final callback queued on the running backward pass
+//    (libtorch runs those after every node has run, and destroys them unrun if the pass fails, which
+//    releases the handles too), so no gradient-sized block outlives the pass, even on a device thread;
+//  - small CPU gradients (and everything when the engine's callback API was not found): at the next apply,
+//    ca_apply, ca_grad or ca_flush_thread on the same thread, which costs nothing per pass.
+// The returned array itself lives here, per thread, until the next apply.
 struct retired_handles {
     std::vector<ca_tensor> handles;
     std::vector<uint8_t> owned;
@@ -63,6 +69,63 @@ struct retired_handles {
 };
 
 thread_local retired_handles t_retired;
+
+// Owned gradient handles whose release waits for the end of the backward pass (Note [retired gradient
+// handles]). Disposed by the queued callback, or when libtorch destroys the callback without running it.
+struct handle_batch {
+    std::vector<ca_tensor> handles;
+
+    void release() noexcept {
+        auto& G = g();
+        if (!G.shutting_down.load(std::memory_order_relaxed))
+            for (ca_tensor h : handles) G.torch.THSTensor_dispose(h);
+        handles.clear();
+    }
+
+    ~handle_batch() { release(); }
+};
+
+// Queues the release of the owned handles in `results` on the current backward pass; on success the
+// flags of those handles are cleared (the per-thread list then only keeps the array alive).
+constexpr int64_t kQueueReleaseBytes = int64_t{1} << 20;
+
+// Whether any owned result is worth releasing at the end of the pass rather than at the thread's next call.
+bool worth_queueing(const ca_tensor* results, const uint8_t* owned, size_t n) noexcept {
+    auto& T = g().torch;
+    if (T.THSTensor_numel == nullptr || T.THSTensor_element_size == nullptr || T.THSTensor_device_type == nullptr ||
+        T.THSTensor_requires_grad == nullptr)
+        return true;
+    for (size_t i = 0; i < n; ++i) {
+        if (owned[i] == 0 || results[i] == nullptr) continue;
+        if (T.THSTensor_device_type(results[i]) != 0 /* CPU */) return true;
+        if (T.THSTensor_requires_grad(results[i])) return true;  // holds a graph (create_graph): never keep it
+        if (T.THSTensor_numel(results[i]) * T.THSTensor_element_size(results[i]) >= kQueueReleaseBytes) return true;
+    }
+    return false;
+}
+
+void queue_release(ca_tensor* results, uint8_t* owned, size_t n) noexcept {
+    auto& G = g();
+    if (G.torch.Engine_queue_callback == nullptr || G.torch.Engine_get_default_engine == nullptr) return;
+    if (!worth_queueing(results, owned, n)) return;
+    std::shared_ptr<handle_batch> batch;
+    try {
+        batch = std::make_shared<handle_batch>();
+        for (size_t i = 0; i < n; ++i)
+            if (owned[i] != 0 && results[i] != nullptr) batch->handles.push_back(results[i]);
+        if (batch->handles.empty()) return;
+        std::function<void()> callback = [batch]() { batch->release(); };
+        void* engine = G.torch.Engine_get_default_engine();
+        // Itanium C++ ABI: a by-value std::function is passed as a pointer to a caller-owned temporary,
+        // which the caller destroys after the call (libtorch moves from it).
+        G.torch.Engine_queue_callback(engine, &callback);
+        for (size_t i = 0; i < n; ++i) owned[i] = 0;
+    } catch (...) {
+        // Not inside a backward pass, or out of memory: the handles stay with the per-thread list, so the
+        // batch must forget them before it is destroyed (the callback copy is already gone).
+        if (batch) batch->handles.clear();
+    }
+}
 
 // A zero-initialised array that lives on the stack for the usual small counts (no allocation per backward).
 template <typename T, size_t N>
@@ -216,6 +279,9 @@ void apply_impl(void* ret, void** args, void* user) {
     const int32_t status = G.backward(rec->managed, grads, n_grads, saved.data(), static_cast<int32_t>(n_saved),
                                       results.data(), owned.data(), static_cast<int32_t>(rec->n_edges));
     if (status != CA_OK) {
+        // Results already handed over before the failure are ours to dispose.
+        for (size_t i = 0; i < rec->n_edges; ++i)
+            if (owned[i] != 0 && results[i] != nullptr) G.torch.THSTensor_dispose(results[i]);
         G.backward_failures.fetch_add(1, std::memory_order_relaxed);
         std::string message = take_callback_error();
         if (message.empty()) message = with_name(rec, "backward failed");
@@ -232,6 +298,7 @@ void apply_impl(void* ret, void** args, void* user) {
         discard_torch_error();
     }
 
+    queue_release(results.data(), owned.data(), rec->n_edges);
     t_retired.flush();
     t_retired.handles.assign(results.data(), results.data() + rec->n_edges);  // keeps its capacity: no allocation
     t_retired.owned.assign(owned.data(), owned.data() + rec->n_edges);

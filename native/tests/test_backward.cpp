@@ -4,6 +4,9 @@
 #include "support.h"
 
 #include <atomic>
+#include <functional>
+#include <stdexcept>
+#include <vector>
 #include <thread>
 
 using namespace support;
@@ -398,4 +401,65 @@ CA_TEST(backward_calls_of_one_node_are_serialised_across_threads) {
     CHECK_EQ(stats().backward_calls, int64_t{kThreads * kRuns});
     g.dispose();
     check_clean();  // every thread's last results were disposed when it exited
+}
+
+// ---- gradients released by a final callback queued on the backward pass ----------------------------
+namespace {
+std::vector<std::function<void()>>& queued_callbacks() {
+    static auto* queue = new std::vector<std::function<void()>>();
+    return *queue;
+}
+int g_fake_engine;
+void* fake_default_engine() { return &g_fake_engine; }
+// As libtorch's Engine::queue_callback(std::function<void()>) under the Itanium ABI: the by-value argument
+// arrives as a pointer to the caller's temporary, which the callee moves from.
+void fake_queue_callback(void* engine, void* callback) {
+    if (engine != &g_fake_engine) throw std::runtime_error("wrong engine");
+    queued_callbacks().push_back(std::move(*static_cast<std::function<void()>*>(callback)));
+}
+void use_final_callbacks() {
+    table().Engine_get_default_engine = fake_default_engine;
+    table().Engine_queue_callback = fake_queue_callback;
+}
+}  // namespace
+
+CA_TEST(owned_results_are_released_by_the_final_callback) {
+    use_final_callbacks();
+    init();
+    graph g = make_graph(1, save_none);
+    ca_tensor r0 = fake::make(100);
+    ca_tensor r1 = fake::make(101);
+    managed().behaviour = answer({r0, r1}, {1, 0});  // r0 handed over, r1 lent
+    fake::outcome o = fake::run_node(g.n, {50, 51});
+    CHECK(!o.threw);
+    CHECK(o.values == (std::vector<int>{100, 101}));
+    REQUIRE_EQ(queued_callbacks().size(), size_t{1});
+    CHECK(fake::is_live(r0));  // still ours until the pass ends
+    queued_callbacks()[0]();   // the engine runs final callbacks after every node
+    CHECK(!fake::is_live(r0));
+    CHECK(fake::is_live(r1));  // lent: never disposed by the shim
+    ca_flush_thread();         // the per-thread list does not own r0 any more: no double dispose
+    queued_callbacks().clear();
+    check_no_misuse();
+    fake::dispose(r1);
+    g.dispose();
+    check_clean();
+}
+
+CA_TEST(owned_results_are_released_when_the_pass_drops_its_callbacks) {
+    use_final_callbacks();
+    init();
+    graph g = make_graph(1, save_none);
+    ca_tensor r0 = fake::make(100);
+    managed().behaviour = answer({r0, nullptr}, {1, 0});
+    fake::outcome o = fake::run_node(g.n, {50, 51});
+    CHECK(!o.threw);
+    REQUIRE_EQ(queued_callbacks().size(), size_t{1});
+    CHECK(fake::is_live(r0));
+    queued_callbacks().clear();  // a failed pass destroys its callbacks without running them
+    CHECK(!fake::is_live(r0));
+    ca_flush_thread();
+    check_no_misuse();
+    g.dispose();
+    check_clean();
 }

@@ -178,6 +178,12 @@ CA_TEST(init_ignores_struct_padding) {
         t->THSAutograd_SavedVariable_reset_data = reference.THSAutograd_SavedVariable_reset_data;
         t->THSAutograd_grad = reference.THSAutograd_grad;
         t->get_current_graph_task_keep_graph = reference.get_current_graph_task_keep_graph;
+        t->Engine_get_default_engine = reference.Engine_get_default_engine;
+        t->Engine_queue_callback = reference.Engine_queue_callback;
+        t->THSTensor_numel = reference.THSTensor_numel;
+        t->THSTensor_element_size = reference.THSTensor_element_size;
+        t->THSTensor_device_type = reference.THSTensor_device_type;
+        t->THSTensor_requires_grad = reference.THSTensor_requires_grad;
     }
     REQUIRE_EQ(ca_init(&a, backward_cb, release_cb), CA_OK);
     // Every field is equal...

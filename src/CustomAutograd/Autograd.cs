@@ -50,10 +50,15 @@ public static class Autograd
         var temporaries = new List<Tensor>();
         try
         {
-            IntPtr* outputHandles = stackalloc IntPtr[nOut];
-            IntPtr* inputHandles = stackalloc IntPtr[Math.Max(nIn, 1)];
-            IntPtr* gradHandles = stackalloc IntPtr[nOut];
-            IntPtr* results = stackalloc IntPtr[Math.Max(nIn, 1)];
+            // Pinned arrays, not the stack: a model can have many thousands of parameters.
+            IntPtr[] outputArray = GC.AllocateArray<IntPtr>(nOut, pinned: true);
+            IntPtr[] inputArray = GC.AllocateArray<IntPtr>(Math.Max(nIn, 1), pinned: true);
+            IntPtr[] gradArray = GC.AllocateArray<IntPtr>(nOut, pinned: true);
+            IntPtr[] resultArray = GC.AllocateArray<IntPtr>(Math.Max(nIn, 1), pinned: true);
+            IntPtr* outputHandles = (IntPtr*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref outputArray[0]);
+            IntPtr* inputHandles = (IntPtr*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref inputArray[0]);
+            IntPtr* gradHandles = (IntPtr*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref gradArray[0]);
+            IntPtr* results = (IntPtr*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref resultArray[0]);
             for (int i = 0; i < nOut; i++)
                 outputHandles[i] = outputs[i].Handle;
             for (int i = 0; i < nIn; i++)
@@ -91,6 +96,14 @@ public static class Autograd
             bool retain = retainGraph ?? createGraph;
             int status = NativeMethods.ca_grad(outputHandles, nOut, inputHandles, nIn, gradHandles, nGrad,
                                                retain ? 1 : 0, createGraph ? 1 : 0, allowUnused ? 1 : 0, results);
+            // The handles were read from these tensors; keep them (and the pinned arrays) reachable until now.
+            GC.KeepAlive(outputs);
+            GC.KeepAlive(inputs);
+            GC.KeepAlive(gradOutputs);
+            GC.KeepAlive(outputArray);
+            GC.KeepAlive(inputArray);
+            GC.KeepAlive(gradArray);
+            GC.KeepAlive(resultArray);
             if (status != NativeMethods.CA_OK)
             {
                 string message = NativeMethods.LastError();

@@ -28,8 +28,10 @@ public static class AutogradDiagnostics
     }
 
     /// <summary>
-    /// Disposes, on the calling thread, gradient handles the shim keeps until libtorch has copied them
-    /// (they are otherwise released at the next custom-function call on the thread).
+    /// Disposes, on the calling thread, the small CPU gradient handles the shim keeps until libtorch has copied
+    /// them (they are otherwise released at the next custom-function call on the thread). Large, device and
+    /// graph-carrying gradients are released at the end of each backward pass anyway; gradients kept by
+    /// libtorch's own device threads cannot be reached from here.
     /// </summary>
     public static void FlushThread()
     {

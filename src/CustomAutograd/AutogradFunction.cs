@@ -120,12 +120,17 @@ public abstract class AutogradFunction
     /// <summary>Runs the user's Backward: one gradient per output in, one per Apply argument out.</summary>
     internal abstract Tensor?[] InvokeBackward(BackwardContext ctx, Tensor?[] grads);
 
-    private MultiFunction<Tensor?[]>? _delayedError;
+    private MultiFunction? _delayedError;
+
+    [ThreadStatic]
+    private static Tensor[]? t_guardOutputs;
 
     /// <summary>
     /// For <see cref="AutogradFunctionOptions.OnceDifferentiable"/>: connects the gradients a Backward computed
     /// under no-grad to a node whose own backward fails, as PyTorch's <c>DelayedError</c> does, so that
-    /// differentiating them raises an error naming this function instead of silently giving zeros.
+    /// differentiating them raises an error naming this function instead of silently giving zeros. The node gets
+    /// detached copies (sharing storage), so a tensor the Backward does not own is never modified, and the node's
+    /// state keeps no tensor.
     /// </summary>
     internal Tensor?[] GuardOnceDifferentiable(Tensor?[] incoming, Tensor?[] computed)
     {
@@ -138,12 +143,25 @@ public abstract class AutogradFunction
         if (count == 0 || Array.TrueForAll(incoming, g => g is null || !g.requires_grad))
             return computed;
 
-        _delayedError ??= CreateMultiWithArgs<Tensor?[]>(
+        _delayedError ??= CreateMulti(
             Name + " (once differentiable)",
-            static (ctx, grads, results) => Array.FindAll(results, r => r is not null)!,
-            (ctx, grads, results) => throw new InvalidOperationException(
+            static (ctx, grads) =>
+            {
+                // Handed over by the caller on this thread just before Apply (the Forward runs synchronously).
+                Tensor[] outputs = t_guardOutputs!;
+                t_guardOutputs = null;
+                return outputs;
+            },
+            (ctx, grads) => throw new InvalidOperationException(
                 $"trying to differentiate twice a function that was marked once-differentiable ('{Name}')"));
-        Tensor[] wrapped = _delayedError.Apply(computed, Array.FindAll(incoming, g => g is not null)!);
+        var detached = new Tensor[count];
+        for (int i = 0, k = 0; i < computed.Length; i++)
+        {
+            if (computed[i] is { } g)
+                detached[k++] = g.detach();
+        }
+        t_guardOutputs = detached;
+        Tensor[] wrapped = _delayedError.Apply(Array.FindAll(incoming, g => g is not null)!);
         var result = new Tensor?[computed.Length];
         for (int i = 0, k = 0; i < computed.Length; i++)
         {
@@ -267,13 +285,14 @@ public abstract class AutogradFunction
 
     private void ValidateMarks(ForwardContext ctx, Tensor?[] inputs, Tensor[] raw)
     {
+        // By identity: TorchSharp's Tensor.Equals compares values.
         if (ctx.Dirty is { } dirty)
         {
             for (int d = 0; d < dirty.Count; d++)
             {
-                if (Array.IndexOf(inputs, dirty[d]) < 0)
+                if (IndexOfReference(inputs, dirty[d]) < 0)
                     throw new CustomAutogradException(Name, $"MarkDirty accepts only input tensors; dirty tensor {d} is not an input of this call.", null);
-                if (Array.IndexOf(raw, dirty[d]) < 0)
+                if (IndexOfReference(raw, dirty[d]) < 0)
                     throw new CustomAutogradException(Name, $"dirty tensor {d} (an input modified in place) must also be returned as an output.", null);
             }
         }
@@ -281,40 +300,51 @@ public abstract class AutogradFunction
         {
             for (int d = 0; d < nonDiff.Count; d++)
             {
-                if (Array.IndexOf(raw, nonDiff[d]) < 0)
+                if (IndexOfReference(raw, nonDiff[d]) < 0)
                     throw new CustomAutogradException(Name, $"MarkNonDifferentiable accepts only outputs; tensor {d} is not returned by the Forward.", null);
             }
         }
+    }
+
+    /// <summary>Position of <paramref name="tensor"/> in <paramref name="tensors"/> by reference, or -1.</summary>
+    internal static int IndexOfReference(Tensor?[] tensors, Tensor tensor)
+    {
+        for (int i = 0; i < tensors.Length; i++)
+        {
+            if (ReferenceEquals(tensors[i], tensor))
+                return i;
+        }
+        return -1;
     }
 
     private unsafe void ConnectAndWrap<TForward>(TForward forward, ForwardContext ctx, Tensor?[] inputs, int nonNull, InputFlags needs, bool executable,
                                        Tensor[] raw, IntPtr* wrapped)
         where TForward : struct, IForwardInvoker
     {
+        // Handle lists live on the stack unless a call has very many tensors (a deep stack must not overflow).
+        const int StackLimit = 16;
         int nOut = raw.Length;
-        IntPtr* inputHandles = stackalloc IntPtr[Math.Max(nonNull, 1)];
-        IntPtr* outputHandles = stackalloc IntPtr[nOut];
+        int nDirty = ctx.Dirty?.Count ?? 0;
+        int nNonDiff = ctx.NonDifferentiable?.Count ?? 0;
+        int nSave = executable ? ctx.SavedCount : 0;
+        Span<IntPtr> inputSpan = nonNull <= StackLimit ? stackalloc IntPtr[StackLimit] : new IntPtr[nonNull];
+        Span<IntPtr> outputSpan = nOut <= StackLimit ? stackalloc IntPtr[StackLimit] : new IntPtr[nOut];
+        Span<IntPtr> dirtySpan = nDirty <= StackLimit ? stackalloc IntPtr[StackLimit] : new IntPtr[nDirty];
+        Span<IntPtr> nonDiffSpan = nNonDiff <= StackLimit ? stackalloc IntPtr[StackLimit] : new IntPtr[nNonDiff];
+        Span<IntPtr> saveSpan = nSave <= StackLimit ? stackalloc IntPtr[StackLimit] : new IntPtr[nSave];
         for (int i = 0, e = 0; i < inputs.Length; i++)
         {
             if (inputs[i] is { } t)
-                inputHandles[e++] = t.Handle;
+                inputSpan[e++] = t.Handle;
         }
         for (int i = 0; i < nOut; i++)
-            outputHandles[i] = raw[i].Handle;
-
-        int nDirty = ctx.Dirty?.Count ?? 0;
-        int nNonDiff = ctx.NonDifferentiable?.Count ?? 0;
-        IntPtr* dirty = stackalloc IntPtr[Math.Max(nDirty, 1)];
-        IntPtr* nonDiff = stackalloc IntPtr[Math.Max(nNonDiff, 1)];
+            outputSpan[i] = raw[i].Handle;
         for (int i = 0; i < nDirty; i++)
-            dirty[i] = ctx.Dirty![i].Handle;
+            dirtySpan[i] = ctx.Dirty![i].Handle;
         for (int i = 0; i < nNonDiff; i++)
-            nonDiff[i] = ctx.NonDifferentiable![i].Handle;
-
-        int nSave = executable ? ctx.SavedCount : 0;
-        IntPtr* toSave = stackalloc IntPtr[Math.Max(nSave, 1)];
+            nonDiffSpan[i] = ctx.NonDifferentiable![i].Handle;
         for (int i = 0; i < nSave; i++)
-            toSave[i] = ctx.SavedAt(i) is { } s ? s.Handle : IntPtr.Zero;
+            saveSpan[i] = ctx.SavedAt(i) is { } s ? s.Handle : IntPtr.Zero;
 
         GCHandle stateHandle = default;
         if (executable)
@@ -325,23 +355,40 @@ public abstract class AutogradFunction
         }
 
         int nodeCreated = 0;
-        int status = NativeMethods.ca_apply(
-            _nativeName, GCHandle.ToIntPtr(stateHandle),
-            inputHandles, nonNull, executable ? 1 : 0,
-            outputHandles, nOut,
-            nonDiff, nNonDiff,
-            dirty, nDirty,
-            toSave, nSave,
-            wrapped, &nodeCreated);
+        int status;
+        fixed (IntPtr* inputHandles = inputSpan, outputHandles = outputSpan, dirty = dirtySpan, nonDiff = nonDiffSpan,
+               toSave = saveSpan)
+        {
+            status = NativeMethods.ca_apply(
+                _nativeName, GCHandle.ToIntPtr(stateHandle),
+                inputHandles, nonNull, executable ? 1 : 0,
+                outputHandles, nOut,
+                nonDiff, nNonDiff,
+                dirty, nDirty,
+                toSave, nSave,
+                wrapped, &nodeCreated);
+        }
+        // The handles above were read from these objects; keep them reachable until the shim has copied them
+        // (saved tensors may be referenced by the context only).
+        GC.KeepAlive(ctx);
+        GC.KeepAlive(inputs);
+        GC.KeepAlive(raw);
         if (nodeCreated == 0 && stateHandle.IsAllocated)
             stateHandle.Free();
         if (status != NativeMethods.CA_OK)
             throw new CustomAutogradException(Name, NativeMethods.LastError(), null);
-        if (nodeCreated != 0)
-            Diagnostics.Metrics.NodeCreated();
-        Diagnostics.Metrics.Applied();
-        if (Diagnostics.Log.TraceEnabled)
-            Diagnostics.Log.Applied(Name, inputs, nodeCreated != 0);
+        try
+        {
+            if (nodeCreated != 0)
+                Diagnostics.Metrics.NodeCreated();
+            Diagnostics.Metrics.Applied();
+            if (Diagnostics.Log.TraceEnabled)
+                Diagnostics.Log.Applied(Name, inputs, nodeCreated != 0);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A failing logger or metrics listener must not lose the outputs the shim already made.
+        }
     }
 }
 

@@ -144,6 +144,66 @@ public sealed class FeatureTests
     }
 
     [Test]
+    public void OnceDifferentiable_BackwardReturnsCapturedTensor_TensorUntouchedAndNodesFreed()
+    {
+        Tensor constant = torch.full(2, 3.0, dtype: ScalarType.Float64);
+        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadNativeCounters().LiveNodes);
+        using (NewDisposeScope())
+        {
+            UnaryFunction f = AutogradFunction.Create(
+                "OnceReturnsConstant", (ctx, x) => x * 3, (ctx, g) => constant,
+                new AutogradFunctionOptions { OnceDifferentiable = true });
+            Tensor x = torch.ones(2, dtype: ScalarType.Float64, requires_grad: true);
+            Tensor y = f.Apply(x);
+            Tensor?[] g = Autograd.Grad(new[] { (y * y).sum() }, new[] { x }, createGraph: true);
+            Assert.That(g[0]!.requires_grad, Is.True);
+        }
+        Assert.That(constant.requires_grad, Is.False, "the captured tensor must not be connected to the graph");
+        Assert.That(constant.is_leaf, Is.True);
+        Assert.That(TestUtil.WaitForLiveNodes(baseline), Is.EqualTo(baseline));
+    }
+
+    [Test]
+    public void MarkNonDifferentiable_EqualValuedTensorThatIsNotAnOutput_Rejected()
+    {
+        using var scope = NewDisposeScope();
+        UnaryFunction f = AutogradFunction.Create(
+            "MarksLookAlike",
+            (ctx, x) =>
+            {
+                Tensor y = x * 1;
+                ctx.MarkNonDifferentiable(x * 1);   // same values as the output, but another tensor
+                return y;
+            },
+            (ctx, g) => g);
+        CustomAutogradException? e = Assert.Throws<CustomAutogradException>(() => f.Apply(torch.ones(3, requires_grad: true)));
+        Assert.That(e!.Message, Does.Contain("MarksLookAlike").And.Contain("only outputs"));
+    }
+
+    [Test]
+    public void MarkDirty_EqualValuedCloneOfInput_Rejected()
+    {
+        using var scope = NewDisposeScope();
+        UnaryFunction f = AutogradFunction.Create(
+            "DirtyLookAlike", (ctx, x) => { Tensor c = x.clone(); ctx.MarkDirty(c); return c; }, (ctx, g) => g);
+        CustomAutogradException? e = Assert.Throws<CustomAutogradException>(() => f.Apply(torch.ones(3) * 2));
+        Assert.That(e!.Message, Does.Contain("DirtyLookAlike").And.Contain("only input tensors"));
+    }
+
+    [Test]
+    public void Backward_GradientForInputNotRequiringGrad_IgnoredAsByLibtorch()
+    {
+        using var scope = NewDisposeScope();
+        BinaryFunction f = AutogradFunction.Create(
+            "IgnoredGradient", (ctx, a, b) => a * b, (ctx, g) => (g * 2, torch.ones(7)));   // wrong shape for b
+        Tensor a = torch.ones(3, requires_grad: true);
+        Tensor b = torch.full(3, 2f);
+        f.Apply(a, b).sum().backward();
+        TestUtil.AssertClose(a.grad!, torch.full(3, 2f));
+        Assert.That(b.grad, Is.Null);
+    }
+
+    [Test]
     public void OnceDifferentiable_WithoutCreateGraph_PlainGradient()
     {
         using var scope = NewDisposeScope();

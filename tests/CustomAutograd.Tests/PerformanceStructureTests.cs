@@ -80,6 +80,26 @@ public sealed class PerformanceStructureTests
         Assert.That(y.requires_grad, Is.True);
     }
 
+    [Test]
+    public void LargeGradientFromBackward_ReleasedAtTheEndOfThePass_NotHeldByTheThread()
+    {
+        // A 256 MiB gradient computed by a Backward must not outlive the backward pass (it is handed to libtorch,
+        // which copies it after the callback returns; the shim releases it with a final callback of the pass).
+        const long elements = 64L * 1024 * 1024;
+        using var scope = NewDisposeScope();
+        UnaryFunction sumAll = AutogradFunction.Create(
+            "LargeGradient", (ctx, t) => t.sum(), (ctx, g) => torch.ones(elements) * g);   // a fresh 256 MiB gradient
+        Tensor x = torch.ones(elements).requires_grad_(true);   // written, so resident
+        double baseline = ResidentMiB();
+        Tensor loss = sumAll.Apply(x);
+        loss.backward();
+        double afterBackward = ResidentMiB();
+        TestContext.Out.WriteLine($"RSS: {baseline:F0} MiB before, {afterBackward:F0} MiB after backward (x.grad adds 256 MiB)");
+        Assert.That(x.grad!.numel(), Is.EqualTo(elements));
+        // x.grad itself is 256 MiB; a retained gradient would add another 256 MiB.
+        Assert.That(afterBackward - baseline, Is.LessThan(400));
+    }
+
     private static double ResidentMiB()
     {
         // Second field of /proc/self/statm: resident pages.

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature or struct below changes; the managed side refuses a mismatch. */
-#define CA_ABI_VERSION 2
+#define CA_ABI_VERSION 5
 
 typedef enum ca_status {
     CA_OK = 0,
@@ -96,6 +96,19 @@ typedef struct ca_torch_api {
     /* torch::autograd::get_current_graph_task_keep_graph(); may be null (then saved tensors are
        kept until the node dies, which is always safe). */
     bool (*get_current_graph_task_keep_graph)(void);
+    /* torch::autograd::Engine::get_default_engine() and Engine::queue_callback(std::function<void()>), the
+       latter called as (engine, pointer to the std::function temporary) per the Itanium C++ ABI; both may be
+       null (then gradients handed to the engine are released at the thread's next call instead of at the end of
+       the backward pass; see Note [retired gradient handles]). */
+    void* (*Engine_get_default_engine)(void);
+    void (*Engine_queue_callback)(void* engine, void* std_function_void);
+    /* LibTorchSharp's getters, used to release large, device or graph-carrying (create_graph) gradients at the
+       end of the pass while small plain CPU ones take the cheaper per-thread route; may be null (then every
+       batch is queued). */
+    int64_t (*THSTensor_numel)(ca_tensor tensor);
+    int64_t (*THSTensor_element_size)(ca_tensor tensor);
+    int (*THSTensor_device_type)(ca_tensor tensor);
+    bool (*THSTensor_requires_grad)(ca_tensor tensor);
 } ca_torch_api;
 
 /* ---- Managed callbacks, registered once ---------------------------------------------------- */
@@ -109,8 +122,10 @@ typedef struct ca_torch_api {
  *   results    one slot per edge (per non-null tensor input given to ca_apply); the callee writes a
  *              handle or null (no gradient).
  *   owned      one flag per result: 1 = ownership of that handle passes to the shim (it disposes it
- *              once libtorch has copied it), 0 = borrowed (the callee keeps it alive until it returns
- *              to the engine, i.e. the tensor is owned elsewhere and outlives the call).
+ *              once libtorch has copied it, even when the callback then reports a failure), 0 = borrowed:
+ *              the callee must keep the handle valid until after it has returned, because libtorch copies
+ *              the results only then (the managed side keeps such tensors reachable until its next backward
+ *              on the thread).
  * Returns CA_OK, or another status after calling ca_set_callback_error with the message.
  * It must never let an exception unwind into native code.
  */
@@ -141,7 +156,9 @@ CA_EXPORT void ca_set_callback_error(const char* message);
  * One application of a custom function, after its forward ran:
  *   name            the function's name; must stay valid for the life of the process (see ca_intern).
  *   state           the managed state handle. When *node_created is 1 the node owns it and will pass it
- *                   to the release callback exactly once; otherwise the caller keeps it.
+ *                   to the release callback exactly once; otherwise the caller keeps it. The release can
+ *                   happen before ca_apply returns (when no output refers to the node): after a successful
+ *                   call the caller must not use `state` again.
  *   inputs          the non-null tensor inputs, in order (borrowed). The node gets one edge per entry.
  *   is_executable   1 if grad mode was on and some input requires grad: then a node is created.
  *   outputs         the tensors the forward returned (borrowed, none null).

@@ -53,7 +53,9 @@ internal static class GradientValidation
             int record = at;
             at = node.NextRecord(at);
             e++;
-            if (g is null)
+            // As libtorch's validate_outputs: what is returned for an input that did not require grad (an invalid
+            // edge) is ignored.
+            if (g is null || !node.NeedsInputGrad[i])
                 continue;
             if (g.IsInvalid)
                 throw new InvalidOperationException($"'{name}': the gradient returned for input {i} has been disposed.");
@@ -85,6 +87,9 @@ internal static class GradientValidation
     {
         DeviceType type = TensorQueries.DeviceType(g.Handle);
         if (type == inputType && (type == DeviceType.CPU || TensorQueries.DeviceIndex(g.Handle) == inputIndex))
+            return;
+        // libtorch moves a 0-dim gradient to the input's device itself.
+        if (TensorQueries.Dim(g.Handle) == 0)
             return;
         throw new InvalidOperationException(
             $"'{name}': the gradient returned for input {index} is on {FormatDevice(type, g.device_index)}, but the input is on " +

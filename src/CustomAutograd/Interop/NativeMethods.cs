@@ -10,7 +10,7 @@ internal static unsafe partial class NativeMethods
     internal const string Library = "CustomAutogradNative";
 
     /// <summary>Must equal CA_ABI_VERSION of the shim that is loaded.</summary>
-    internal const int AbiVersion = 2;
+    internal const int AbiVersion = 5;
 
     internal const int CA_OK = 0;
     internal const int CA_ERR_INVALID_ARGUMENT = 1;
@@ -98,6 +98,12 @@ internal struct CaTorchApi
     public IntPtr SavedVariableResetData;
     public IntPtr AutogradGrad;
     public IntPtr GetCurrentGraphTaskKeepGraph;
+    public IntPtr EngineGetDefaultEngine;
+    public IntPtr EngineQueueCallback;
+    public IntPtr TensorNumel;
+    public IntPtr TensorElementSize;
+    public IntPtr TensorDeviceType;
+    public IntPtr TensorRequiresGrad;
 }
 
 /// <summary>Mirror of <c>ca_stats</c>.</summary>

@@ -15,6 +15,8 @@ namespace CustomAutograd.Interop;
 internal static unsafe class NativeRuntime
 {
     private const string KeepGraphSymbol = "_ZN5torch8autograd33get_current_graph_task_keep_graphEv";
+    private const string GetDefaultEngineSymbol = "_ZN5torch8autograd6Engine18get_default_engineEv";
+    private const string QueueCallbackSymbol = "_ZN5torch8autograd6Engine14queue_callbackESt8functionIFvvEE";
 
     private static readonly object Gate = new();
     private static volatile bool s_initialized;
@@ -120,6 +122,12 @@ internal static unsafe class NativeRuntime
             SavedVariableResetData = Export(torchSharp, "THSAutograd_SavedVariable_reset_data"),
             AutogradGrad = Export(torchSharp, "THSAutograd_grad"),
             GetCurrentGraphTaskKeepGraph = ResolveKeepGraph(torchSharp),
+            EngineGetDefaultEngine = ResolveTorch(GetDefaultEngineSymbol),
+            EngineQueueCallback = ResolveTorch(QueueCallbackSymbol),
+            TensorNumel = Export(torchSharp, "THSTensor_numel"),
+            TensorElementSize = Export(torchSharp, "THSTensor_element_size"),
+            TensorDeviceType = Export(torchSharp, "THSTensor_device_type"),
+            TensorRequiresGrad = Export(torchSharp, "THSTensor_requires_grad"),
         };
         IsGradEnabledFn = (delegate* unmanaged[SuppressGCTransition]<byte>)Export(torchSharp, "THSAutograd_isGradEnabled");
         SetGradFn = (delegate* unmanaged[SuppressGCTransition]<byte, void>)Export(torchSharp, "THSAutograd_setGrad");
@@ -154,6 +162,14 @@ internal static unsafe class NativeRuntime
         }
         // Without it saved tensors live until the node dies; correct, but memory is held longer.
         Diagnostics.Log.KeepGraphMissing();
+        return IntPtr.Zero;
+    }
+
+    /// <summary>An optional libtorch export (IntPtr.Zero when absent: the shim then falls back).</summary>
+    private static IntPtr ResolveTorch(string symbol)
+    {
+        if (LoadLoaded("libtorch_cpu.so", out _) is IntPtr torchCpu && NativeLibrary.TryGetExport(torchCpu, symbol, out IntPtr fn))
+            return fn;
         return IntPtr.Zero;
     }
 

@@ -16,8 +16,9 @@ internal static unsafe class Trampolines
 {
     // Note [lent gradients]: a gradient returned by a Backward that this call does not own (e.g. a tensor its
     // delegate captured) is lent to libtorch by handle, and the engine copies it only after the callback
-    // returns. Keeping the managed tensor reachable until the next Backward on the same thread guarantees
-    // that no finalizer frees the handle before that copy; it never delays the tensor's release by more.
+    // returns. Keeping the managed tensor reachable until the next Backward on the same thread guarantees that no
+    // finalizer frees the handle before that copy. Such a tensor is owned elsewhere anyway, so this only matters
+    // when that owner drops it in the meantime.
     [ThreadStatic]
     private static Tensor?[]? t_lent;
 
@@ -115,7 +116,14 @@ internal static unsafe class Trampolines
             }
             catch (Exception e)
             {
-                Diagnostics.Log.CallbackCleanupFailed(e);
+                try
+                {
+                    Diagnostics.Log.CallbackCleanupFailed(e);
+                }
+                catch
+                {
+                    // Nothing may escape into native code, not even from a logger.
+                }
             }
         }
     }
