@@ -73,9 +73,10 @@ internal static unsafe class Trampolines
 
             GradientValidation.MapToEdges(node, inputGrads, nResults);
             t_lent = null;
-            for (int e = 0; e < nResults; e++)
+            // One walk over the edge records (an edge's record says which Apply argument it belongs to).
+            for (int e = 0, at = 0; e < nResults; e++, at = node.NextRecord(at))
             {
-                Tensor? g = inputGrads[EdgeInput(node, e)];
+                Tensor? g = inputGrads[node.TagAt(at)];
                 results[e] = IntPtr.Zero;
                 owned[e] = 0;
                 if (g is null)
@@ -130,23 +131,12 @@ internal static unsafe class Trampolines
 
     private static int FindEarlier(NodeState node, Tensor?[] inputGrads, int edge, Tensor g)
     {
-        for (int k = 0; k < edge; k++)
+        for (int k = 0, at = 0; k < edge; k++, at = node.NextRecord(at))
         {
-            if (ReferenceEquals(inputGrads[EdgeInput(node, k)], g))
+            if (ReferenceEquals(inputGrads[node.TagAt(at)], g))
                 return k;
         }
         return -1;
-    }
-
-    /// <summary>The Apply argument of edge <paramref name="edge"/> (edges skip null inputs).</summary>
-    private static int EdgeInput(NodeState node, int edge)
-    {
-        if (node.EdgeCount == node.NeedsInputGrad.Count)
-            return edge;
-        int at = 0;
-        for (int k = 0; k < edge; k++)
-            at = node.NextRecord(at);
-        return node.TagAt(at);
     }
 
     /// <summary>Zeros for the outputs whose gradient libtorch left undefined, on the output's device and dtype.</summary>
