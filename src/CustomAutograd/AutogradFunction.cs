@@ -178,6 +178,7 @@ public abstract class AutogradFunction
     /// One application: validate, run the Forward under no-grad in its own dispose scope, then one native
     /// call that creates the node, connects it, wraps the outputs and takes the saved tensors.
     /// </summary>
+    [SkipLocalsInit]
     internal unsafe Tensor[] ApplyCore<TForward>(Tensor?[] inputs, TForward forward)
         where TForward : struct, IForwardInvoker
     {
@@ -224,7 +225,8 @@ public abstract class AutogradFunction
         IntPtr* stackWrapped = stackalloc IntPtr[StackOutputs];
         IntPtr[]? heapWrapped = null;
         IntPtr* wrapped = stackWrapped;
-        using (DisposeScope scope = torch.NewDisposeScope())
+        DelegateScope scope = DelegateScope.Enter();
+        try
         {
             NativeRuntime.SetGradEnabled(false);
             try
@@ -255,9 +257,12 @@ public abstract class AutogradFunction
                 if (wrapped[i] != IntPtr.Zero)
                     continue;
                 results[i] = raw[i];
-                if (scope.Contains(raw[i]))
-                    scope.MoveToOuter(raw[i]);
+                scope.MoveToOuter(raw[i]);   // does nothing for a tensor this scope does not hold (e.g. an input)
             }
+        }
+        finally
+        {
+            scope.Exit();
         }
 
         for (int i = 0; i < outputCount; i++)
@@ -317,6 +322,7 @@ public abstract class AutogradFunction
         return -1;
     }
 
+    [SkipLocalsInit]   // the handle lists are written before the shim reads them, entry by entry
     private unsafe void ConnectAndWrap<TForward>(TForward forward, ForwardContext ctx, Tensor?[] inputs, int nonNull, InputFlags needs, bool executable,
                                        Tensor[] raw, IntPtr* wrapped)
         where TForward : struct, IForwardInvoker

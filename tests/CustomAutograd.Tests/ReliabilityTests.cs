@@ -233,6 +233,90 @@ public sealed class ReliabilityTests
     }
 
     [Test]
+    public void DelegateScopes_CallerScopeChainAndStatistics_SameAsWithoutTheFunction()
+    {
+        // The Forward and Backward scopes are reused per thread; for the caller they must behave as fresh
+        // TorchSharp scopes: the caller's scope is current again afterwards, outputs land in it, temporaries
+        // are disposed, and the process's count of live tensor handles returns to where it was (TorchSharp's
+        // per-thread statistics would count the gradients handed to libtorch as detached, not disposed).
+        UnaryFunction f = AutogradFunction.Create(
+            "ScopedTemporaries",
+            (ctx, x) =>
+            {
+                Tensor t = x.mul(2.0);                    // a temporary
+                ctx.SaveForBackward(t);
+                return t.add(1.0);
+            },
+            (ctx, g) => g.mul(ctx.SavedTensors[0]!.mul(0.0).add(2.0)));   // temporaries in Backward too
+        Tensor x = torch.ones(3, requires_grad: true);
+        for (int round = 0; round < 3; round++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            long liveBefore = Tensor.TotalCount;
+            using (DisposeScope outer = NewDisposeScope())
+            {
+                Tensor y = f.Apply(x);
+                Assert.That(outer.Contains(y), Is.True, "the output belongs to the caller's scope");
+                Tensor loss = y.sum();
+                Assert.That(outer.Contains(loss), Is.True, "the caller's scope is current again after Apply");
+                loss.backward();
+                Tensor after = torch.zeros(1);
+                Assert.That(outer.Contains(after), Is.True, "the caller's scope is current again after backward");
+                Assert.That(outer.DisposablesCount, Is.EqualTo(3), "only y, loss and the tensor made after backward");
+            }
+            Assert.That(Tensor.TotalCount, Is.EqualTo(liveBefore), $"round {round}: live tensor handles");
+        }
+        Assert.That(x.grad!.data<float>().ToArray(), Is.EqualTo(new[] { 6f, 6f, 6f }));
+    }
+
+    [Test]
+    public void DelegateLeavesItsOwnScopeOpen_CallerScopeStillCurrentAfterApply()
+    {
+        // A Forward that opens a TorchSharp scope and forgets to dispose it: as with nested TorchSharp scopes,
+        // leaving the function's scope unlinks it, and the caller's scope is current again.
+        DisposeScope? leaked = null;
+        UnaryFunction f = AutogradFunction.Create(
+            "LeavesScopeOpen",
+            (ctx, x) =>
+            {
+                leaked = NewDisposeScope();
+                return x.mul(3.0);
+            },
+            (ctx, g) => g.mul(3.0));
+        Tensor x = torch.ones(2, requires_grad: true);
+        using (DisposeScope outer = NewDisposeScope())
+        {
+            Tensor y = f.Apply(x);
+            Tensor z = y.add(1.0);
+            Assert.That(outer.Contains(z) || (leaked is not null && leaked.Contains(z)), Is.True);
+            y.sum().backward();
+        }
+        leaked?.Dispose();
+        using (DisposeScope next = NewDisposeScope())
+        {
+            Tensor w = torch.ones(1);
+            Assert.That(next.Contains(w), Is.True, "scopes opened after the function work as usual");
+        }
+        Assert.That(x.grad!.data<float>().ToArray(), Is.EqualTo(new[] { 3f, 3f }));
+    }
+
+    [Test]
+    public void IncomingGradient_KeptByBackward_IsDisposedWhenBackwardReturns()
+    {
+        // The gradients and saved tensors a Backward receives are lent for the call (like its context).
+        Tensor? kept = null;
+        UnaryFunction f = AutogradFunction.Create(
+            "KeepsGradient", (ctx, x) => x.mul(2.0), (ctx, g) => { kept = g; return g.mul(2.0); });
+        Tensor x = torch.ones(2, requires_grad: true);
+        using (NewDisposeScope())
+            f.Apply(x).sum().backward();
+        Assert.That(kept, Is.Not.Null);
+        Assert.That(kept!.IsInvalid, Is.True);
+        Assert.That(x.grad!.data<float>().ToArray(), Is.EqualTo(new[] { 2f, 2f }));
+    }
+
+    [Test]
     public void StateObject_ReachableOnlyFromContext_CollectableAfterGraphDies()
     {
         WeakReference weak = MakeGraphWithState();

@@ -28,6 +28,9 @@ internal static unsafe class NativeRuntime
     /// <summary>LibTorchSharp's <c>THSAutograd_setGrad</c>.</summary>
     internal static delegate* unmanaged[SuppressGCTransition]<byte, void> SetGradFn;
 
+    /// <summary>LibTorchSharp's <c>THSTensor_dispose</c> (with a GC transition: freeing may take a while).</summary>
+    private static delegate* unmanaged<IntPtr, void> DisposeTensorFn;
+
     /// <summary>Where the keep-graph query came from, or null when it could not be resolved.</summary>
     internal static string? KeepGraphSource { get; private set; }
 
@@ -129,6 +132,7 @@ internal static unsafe class NativeRuntime
             TensorDeviceType = Export(torchSharp, "THSTensor_device_type"),
             TensorRequiresGrad = Export(torchSharp, "THSTensor_requires_grad"),
         };
+        DisposeTensorFn = (delegate* unmanaged<IntPtr, void>)api.TensorDispose;
         IsGradEnabledFn = (delegate* unmanaged[SuppressGCTransition]<byte>)Export(torchSharp, "THSAutograd_isGradEnabled");
         SetGradFn = (delegate* unmanaged[SuppressGCTransition]<byte, void>)Export(torchSharp, "THSAutograd_setGrad");
         TensorQueries.NDimension = (delegate* unmanaged[SuppressGCTransition]<IntPtr, long>)Export(torchSharp, "THSTensor_ndimension");
@@ -235,6 +239,9 @@ internal static unsafe class NativeRuntime
             return interned;
         }
     }
+
+    /// <summary>Releases a tensor handle (LibTorchSharp's THSTensor_dispose).</summary>
+    internal static void DisposeTensorHandle(IntPtr handle) => DisposeTensorFn(handle);
 
     /// <summary>Current grad mode, read from libtorch without allocating.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

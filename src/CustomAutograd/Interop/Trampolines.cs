@@ -27,25 +27,44 @@ internal static unsafe class Trampolines
 
     internal static IntPtr ReleasePointer => (IntPtr)(delegate* unmanaged[Cdecl]<IntPtr, void>)&Release;
 
+    // Note [adopted tensors]: the incoming gradients and saved tensors are wrapped without joining a dispose
+    // scope (AdoptedTensors). The trampoline keeps them in this array, taken out of its per-thread slot while a
+    // Backward runs (a nested backward on the same thread gets its own), and when the Backward returns either
+    // hands each back to libtorch (it was returned as a gradient) or releases it.
+    [ThreadStatic]
+    private static Tensor?[]? t_adoptedSlot;
+
     [UnmanagedCallersOnly(CallConvs = new[] { typeof(CallConvCdecl) })]
+    [SkipLocalsInit]
     private static int Backward(IntPtr state, IntPtr* grads, int nGrads, IntPtr* saved, int nSaved,
                                 IntPtr* results, byte* owned, int nResults)
     {
         NodeState? node = null;
-        DisposeScope? scope = null;
+        DelegateScope scope = default;
+        bool scoped = false;
+        Tensor?[]? adopted = null;
+        int nAdopted = nGrads + nSaved;
         try
         {
             node = (NodeState)GCHandle.FromIntPtr(state).Target!;
             Diagnostics.Metrics.BackwardCalled();
-            // Everything created from here on (the adopted gradients and saved tensors included) dies with
-            // this scope, except the gradients handed back to libtorch.
-            scope = torch.NewDisposeScope();
+            adopted = RentAdopted(nAdopted);
             var gradTensors = new Tensor?[nGrads];
             for (int i = 0; i < nGrads; i++)
-                gradTensors[i] = grads[i] == IntPtr.Zero ? null : Tensor.UnsafeCreateTensor(grads[i]);
+            {
+                if (grads[i] != IntPtr.Zero)
+                    adopted[i] = gradTensors[i] = AdoptedTensors.Wrap(grads[i]);
+            }
             Tensor?[] savedTensors = nSaved == 0 ? Array.Empty<Tensor?>() : new Tensor?[nSaved];
             for (int i = 0; i < nSaved; i++)
-                savedTensors[i] = saved[i] == IntPtr.Zero ? null : Tensor.UnsafeCreateTensor(saved[i]);
+            {
+                if (saved[i] != IntPtr.Zero)
+                    adopted[nGrads + i] = savedTensors[i] = AdoptedTensors.Wrap(saved[i]);
+            }
+            // Everything the Backward creates (materialised zeros included) dies with this scope, except the
+            // gradients handed back to libtorch.
+            scope = DelegateScope.Enter();
+            scoped = true;
 
             if (node.OutputsStart >= 0)
                 MaterializeMissing(node, gradTensors);
@@ -82,16 +101,24 @@ internal static unsafe class Trampolines
                 if (g is null)
                     continue;
                 int earlier = FindEarlier(node, inputGrads, e, g);
+                int adoptedAt;
                 if (earlier >= 0)
                 {
                     // The same tensor for two inputs: one owned handle, borrowed again.
                     results[e] = results[earlier];
                 }
-                else if (scope.Contains(g))
+                else if ((adoptedAt = IndexOf(adopted, nAdopted, g)) >= 0)
                 {
-                    // Created (or adopted) here: hand its handle to the shim, which disposes it after libtorch copied
-                    // it. Detached first, so TorchSharp's dispose-scope statistics stay exact for users who watch them.
-                    scope.Detach(g);
+                    // An incoming gradient or saved tensor returned as is: its handle goes straight back.
+                    results[e] = g.DecoupleFromNativeHandle();
+                    owned[e] = 1;
+                    adopted[adoptedAt] = null;
+                }
+                else if (scope.Scope.Contains(g))
+                {
+                    // Created here: hand its handle to the shim, which disposes it after libtorch copied it.
+                    // Detached first, so TorchSharp's dispose-scope statistics stay exact for users who watch them.
+                    scope.Scope.Detach(g);
                     results[e] = g.DecoupleFromNativeHandle();
                     owned[e] = 1;
                 }
@@ -113,7 +140,14 @@ internal static unsafe class Trampolines
         {
             try
             {
-                scope?.Dispose();
+                if (scoped)
+                    scope.Exit();
+                if (adopted is not null)
+                {
+                    for (int i = 0; i < nAdopted; i++)
+                        AdoptedTensors.Release(adopted[i]);
+                    ReturnAdopted(adopted, nAdopted);
+                }
             }
             catch (Exception e)
             {
@@ -127,6 +161,34 @@ internal static unsafe class Trampolines
                 }
             }
         }
+    }
+
+    private static Tensor?[] RentAdopted(int count)
+    {
+        Tensor?[]? slot = t_adoptedSlot;
+        if (slot is not null && slot.Length >= count)
+        {
+            t_adoptedSlot = null;
+            return slot;
+        }
+        return new Tensor?[Math.Max(count, 4)];
+    }
+
+    private static void ReturnAdopted(Tensor?[] array, int count)
+    {
+        Array.Clear(array, 0, count);
+        if (array.Length <= 64)
+            t_adoptedSlot = array;
+    }
+
+    private static int IndexOf(Tensor?[] tensors, int count, Tensor tensor)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            if (ReferenceEquals(tensors[i], tensor))
+                return i;
+        }
+        return -1;
     }
 
     private static int FindEarlier(NodeState node, Tensor?[] inputGrads, int edge, Tensor g)
