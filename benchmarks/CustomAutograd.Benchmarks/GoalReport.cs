@@ -87,16 +87,24 @@ internal static class GoalReport
             perNode[(r.Method, n)] = (r.MedianNs / n, r.MinNs / n);
             Info(md, $"Chain of {n:N0}: {r.Description}, per node", Time(r.MedianNs / n), Time(r.MinNs / n));
         }
+        var growth = new Dictionary<string, (double Median, double Min)>();
         foreach (string method in new[] { nameof(ChainBenchmarks.CustomAutograd), nameof(ChainBenchmarks.BuiltIn), nameof(ChainBenchmarks.TorchSharpFunction) })
         {
             if (perNode.TryGetValue((method, 1_000), out var small) && perNode.TryGetValue((method, 10_000), out var large))
             {
                 string name = rows.First(r => r.Type == nameof(ChainBenchmarks) && r.Method == method).Description;
-                if (method == nameof(ChainBenchmarks.CustomAutograd))
-                    Goal(md, $"Chain: {name} per node at 10,000 / at 1,000 (linear)", large.Median / small.Median, large.Min / small.Min, 1.2, "0.00");
-                else
-                    Info(md, $"Chain: {name} per node at 10,000 / at 1,000", F(large.Median / small.Median, "0.00"), F(large.Min / small.Min, "0.00"));
+                growth[method] = (large.Median / small.Median, large.Min / small.Min);
+                Info(md, $"Chain: {name} per node at 10,000 / at 1,000", F(growth[method].Median, "0.00"), F(growth[method].Min, "0.00"));
             }
+        }
+        // Linear means no bookkeeping that grows with the graph. A per-node cost that rises from 1,000 to 10,000
+        // nodes because the graph outgrows the caches rises for libtorch's own nodes too, so the check compares
+        // the custom function's growth with the built-in chain's, measured in the same run.
+        if (growth.TryGetValue(nameof(ChainBenchmarks.CustomAutograd), out var custom) &&
+            growth.TryGetValue(nameof(ChainBenchmarks.BuiltIn), out var builtIn))
+        {
+            Goal(md, "Chain (linear): CustomAutograd's per-node growth / the built-in clone's", custom.Median / builtIn.Median,
+                 custom.Min / builtIn.Min, 1.2, "0.00");
         }
         return md.ToString();
     }

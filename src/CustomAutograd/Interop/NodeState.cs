@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 using System;
+using System.Runtime.CompilerServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -49,20 +50,24 @@ internal class NodeState
     internal object? UserState { get; }
 
     /// <summary>Builds the metadata array for these inputs and (optionally) outputs.</summary>
+    [SkipLocalsInit]   // every entry of the dimension list is written before it is read
     internal static long[] BuildMeta(Tensor?[] inputs, Tensor[]? outputs, out int outputsStart)
     {
+        // Each tensor's dimension count is read once (every getter is a call into LibTorchSharp).
+        int tensors = inputs.Length + (outputs?.Length ?? 0);
+        Span<int> dims = tensors <= 32 ? stackalloc int[32] : new int[tensors];
         int length = 0;
-        foreach (Tensor? t in inputs)
+        for (int i = 0; i < inputs.Length; i++)
         {
-            if (t is not null)
-                length += 1 + (int)TensorQueries.Dim(t.Handle);
+            if (inputs[i] is { } t)
+                length += 1 + (dims[i] = (int)TensorQueries.Dim(t.Handle));
         }
         outputsStart = -1;
         if (outputs is not null)
         {
             outputsStart = length;
-            foreach (Tensor t in outputs)
-                length += 1 + (int)TensorQueries.Dim(t.Handle);
+            for (int i = 0; i < outputs.Length; i++)
+                length += 1 + (dims[inputs.Length + i] = (int)TensorQueries.Dim(outputs[i].Handle));
         }
 
         var meta = new long[length];
@@ -70,27 +75,30 @@ internal class NodeState
         for (int i = 0; i < inputs.Length; i++)
         {
             if (inputs[i] is { } t)
-                at = WriteRecord(meta, at, i, t);
+                at = WriteRecord(meta, at, i, t.Handle, dims[i]);
         }
         if (outputs is not null)
         {
-            foreach (Tensor t in outputs)
-                at = WriteRecord(meta, at, (int)TensorQueries.Dtype(t.Handle), t);
+            for (int i = 0; i < outputs.Length; i++)
+            {
+                IntPtr h = outputs[i].Handle;
+                at = WriteRecord(meta, at, (int)TensorQueries.Dtype(h), h, dims[inputs.Length + i]);
+            }
         }
         return meta;
     }
 
     // A record is one header word, then the sizes. Header bits: 0-15 ndim, 16-23 device type,
     // 24-39 device index + 1, 40-63 the tag (the Apply argument index for an edge, the dtype for an output).
-    private static int WriteRecord(long[] meta, int at, int tag, Tensor t)
+    private static int WriteRecord(long[] meta, int at, int tag, IntPtr h, int dim)
     {
-        long dim = TensorQueries.Dim(t.Handle);
-        IntPtr h = t.Handle;
-        meta[at] = dim | ((long)TensorQueries.DeviceType(h) & 0xFF) << 16 | ((long)(TensorQueries.DeviceIndex(h) + 1) & 0xFFFF) << 24 |
-                   (long)tag << 40;
-        for (long d = 0; d < dim; d++)
-            meta[at + 1 + d] = TensorQueries.Size(t.Handle, d);
-        return at + 1 + (int)dim;
+        DeviceType type = TensorQueries.DeviceType(h);
+        // The CPU is one device: its index is never compared or used, so the getter is skipped (-1 is stored).
+        int index = type == DeviceType.CPU ? -1 : TensorQueries.DeviceIndex(h);
+        meta[at] = (long)(uint)dim | ((long)type & 0xFF) << 16 | ((long)(index + 1) & 0xFFFF) << 24 | (long)tag << 40;
+        for (int d = 0; d < dim; d++)
+            meta[at + 1 + d] = TensorQueries.Size(h, d);
+        return at + 1 + dim;
     }
 
     /// <summary>Dimensions of the record at <paramref name="at"/>.</summary>
