@@ -37,6 +37,7 @@ IConfig config = ManualConfig.Create(DefaultConfig.Instance)
     .WithArtifactsPath(artifacts);
 
 Checks.Run(Console.Out);
+Checks.WarmUp(TimeSpan.FromSeconds(quick ? 1 : 10), Console.Out);
 
 IEnumerable<Summary> summaries = BenchmarkSwitcher.FromAssembly(typeof(Checks).Assembly).Run(rest.ToArray(), config).ToList();
 GoalReport.Write(GoalReport.Build(summaries), Console.Out, artifacts);
