@@ -233,6 +233,35 @@ public sealed class ReliabilityTests
     }
 
     [Test]
+    public void TorchSharp0107_InternalsFound_DelegateScopesReusedAndEngineTensorsOutsideScopes()
+    {
+        // Both optimisations depend on TorchSharp internals; losing them (e.g. another TorchSharp build) must be
+        // noticed, not silently cost 0.2 us and 450 bytes per call.
+        Tensor x = torch.ones(2, requires_grad: true);
+        using (NewDisposeScope())
+            TestUtil.Relu.Apply(x).sum().backward();
+        Assert.That(CustomAutograd.Interop.DelegateScope.IsPooling, Is.True);
+        Assert.That(CustomAutograd.Interop.AdoptedTensors.UsesInternalConstructor, Is.True);
+    }
+
+    [Test]
+    public void PublicScopeFallback_SameScopeBehaviourAndNoLeaks()
+    {
+        CustomAutograd.Interop.DelegateScope.SetPooling(false);
+        try
+        {
+            Assert.That(CustomAutograd.Interop.DelegateScope.IsPooling, Is.False);
+            DelegateScopes_CallerScopeChainAndStatistics_SameAsWithoutTheFunction();
+            DelegateLeavesItsOwnScopeOpen_CallerScopeStillCurrentAfterApply();
+            ThreadWithoutDisposeScope_TemporariesOfForwardAndBackward_AllDisposed();
+        }
+        finally
+        {
+            CustomAutograd.Interop.DelegateScope.SetPooling(true);
+        }
+    }
+
+    [Test]
     public void DelegateScopes_CallerScopeChainAndStatistics_SameAsWithoutTheFunction()
     {
         // The Forward and Backward scopes are reused per thread; for the caller they must behave as fresh

@@ -23,6 +23,9 @@ internal static class AdoptedTensors
     private const int Unknown = 0, Accessor = 1, Fallback = 2;
     private static int s_mode;
 
+    /// <summary>Whether wrappers are made with TorchSharp's internal constructor; false before the first wrapper.</summary>
+    internal static bool UsesInternalConstructor => s_mode == Accessor;
+
     /// <summary>Wraps a handle the caller owns in a tensor that belongs to no dispose scope.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Tensor Wrap(IntPtr handle) => s_mode == Accessor ? NewUnregistered(handle, false) : WrapSlow(handle);

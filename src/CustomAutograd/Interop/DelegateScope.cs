@@ -43,6 +43,16 @@ internal struct DelegateScope
         _manager = manager;
     }
 
+    /// <summary>Whether scopes are being reused (TorchSharp's internals were found); false before the first scope.</summary>
+    internal static bool IsPooling => s_mode == Pooled;
+
+    /// <summary>
+    /// Switches between reused scopes (true: probe TorchSharp's internals again at the next scope) and public
+    /// <c>torch.NewDisposeScope()</c> scopes (false). For tests of the fallback; a scope already entered keeps
+    /// its own kind until it exits, so switching is safe at any time.
+    /// </summary>
+    internal static void SetPooling(bool enabled) => s_mode = enabled ? Unknown : Public;
+
     /// <summary>The underlying TorchSharp scope (current until <see cref="Exit"/>).</summary>
     internal readonly DisposeScope Scope => _scope;
 
@@ -77,7 +87,8 @@ internal struct DelegateScope
             }
             SetCurrent(manager, current);
             DisposeScope?[] idle = t_idle ??= new DisposeScope?[8];
-            idle[t_idleCount++] = probe;
+            if (t_idleCount < idle.Length)
+                idle[t_idleCount++] = probe;
             return true;
         }
         catch (MissingMemberException)
