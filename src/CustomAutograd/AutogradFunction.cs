@@ -338,10 +338,22 @@ public abstract class AutogradFunction
         Span<IntPtr> dirtySpan = nDirty <= StackLimit ? stackalloc IntPtr[StackLimit] : new IntPtr[nDirty];
         Span<IntPtr> nonDiffSpan = nNonDiff <= StackLimit ? stackalloc IntPtr[StackLimit] : new IntPtr[nNonDiff];
         Span<IntPtr> saveSpan = nSave <= StackLimit ? stackalloc IntPtr[StackLimit] : new IntPtr[nSave];
-        for (int i = 0, e = 0; i < inputs.Length; i++)
+        int edges = 0;
+        for (int i = 0; i < inputs.Length; i++)
         {
             if (inputs[i] is { } t)
-                inputSpan[e++] = t.Handle;
+            {
+                if (edges < nonNull)
+                    inputSpan[edges] = t.Handle;
+                edges++;
+            }
+        }
+        // The list is not zeroed (SkipLocalsInit), so every entry the shim reads must be written here. The
+        // inputs array reaches user code in the array forms; a Forward that made an entry null or non-null is refused.
+        if (edges != nonNull)
+        {
+            throw new CustomAutogradException(
+                Name, "the Forward changed the inputs array it was given (an entry became null or non-null); leave it as it is.", null);
         }
         for (int i = 0; i < nOut; i++)
             outputSpan[i] = raw[i].Handle;

@@ -83,6 +83,25 @@ public sealed class ErrorTests
     }
 
     [Test]
+    public void Forward_NullsAnEntryOfItsInputsArray_RefusedWithClearError()
+    {
+        // The array forms hand the inputs array to the Forward; changing which entries are null would leave the
+        // native call with fewer handles than it expects.
+        using var scope = NewDisposeScope();
+        MultiFunction f = AutogradFunction.CreateMulti(
+            "ScratchInputs",
+            (ctx, xs) =>
+            {
+                Tensor y = xs[0] + xs[1];
+                xs[1] = null!;
+                return new[] { y };
+            },
+            (ctx, gs) => new[] { gs[0], gs[0] });
+        var e = Assert.Throws<CustomAutogradException>(() => f.Apply(torch.ones(2, requires_grad: true), torch.ones(2, requires_grad: true)));
+        Assert.That(e!.Message, Does.Contain("ScratchInputs").And.Contain("changed the inputs array"));
+    }
+
+    [Test]
     public void Backward_ExtraTrailingNulls_Accepted()
     {
         using var scope = NewDisposeScope();

@@ -33,13 +33,11 @@ internal struct DelegateScope
     private static int t_idleCount;
 
     private readonly DisposeScope _scope;
-    private readonly DisposeScope? _outer;
     private readonly DisposeScopeManager? _manager;
 
-    private DelegateScope(DisposeScope scope, DisposeScope? outer, DisposeScopeManager? manager)
+    private DelegateScope(DisposeScope scope, DisposeScopeManager? manager)
     {
         _scope = scope;
-        _outer = outer;
         _manager = manager;
     }
 
@@ -64,7 +62,7 @@ internal struct DelegateScope
     {
         if (s_mode == Unknown)
             s_mode = InternalsPresent() ? Pooled : Public;
-        return s_mode == Pooled ? EnterPooled() : new DelegateScope(torch.NewDisposeScope(), null, null);
+        return s_mode == Pooled ? EnterPooled() : new DelegateScope(torch.NewDisposeScope(), null);
     }
 
     /// <summary>Calls every internal member once in a way that changes no state; false when one is missing.</summary>
@@ -76,6 +74,7 @@ internal struct DelegateScope
             DisposeScope? current = GetCurrent(manager);
             DisposeScope probe = NewScope(manager);   // not linked: the constructor only reads the current scope
             SetOuter(probe, null);
+            _ = GetOuter(probe);
             RemoveScope(manager, probe);               // not in the chain: nothing to unlink
             try
             {
@@ -113,7 +112,7 @@ internal struct DelegateScope
         DisposeScope scope = t_idleCount > 0 ? t_idle![--t_idleCount]! : NewScope(manager);
         SetOuter(scope, outer);
         SetCurrent(manager, scope);
-        return new DelegateScope(scope, outer, manager);
+        return new DelegateScope(scope, manager);
     }
 
     /// <summary>
@@ -122,10 +121,11 @@ internal struct DelegateScope
     /// </summary>
     internal readonly void MoveToOuter(Tensor tensor)
     {
-        if (_manager is not null && _outer is not null)
+        // The outer scope as it is now: TorchSharp relinks it if the delegate disposed the caller's scope.
+        if (_manager is not null && GetOuter(_scope) is { } outer)
         {
             if (_scope.Contains(tensor))
-                AddToOther(null, _outer, tensor);
+                AddToOther(null, outer, tensor);
         }
         else
         {
@@ -173,6 +173,9 @@ internal struct DelegateScope
 
     [UnsafeAccessor(UnsafeAccessorKind.Constructor)]
     private static extern DisposeScope NewScope(DisposeScopeManager manager);
+
+    [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "get_OuterScope")]
+    private static extern DisposeScope? GetOuter(DisposeScope scope);
 
     [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "set_OuterScope")]
     private static extern void SetOuter(DisposeScope scope, DisposeScope? outer);

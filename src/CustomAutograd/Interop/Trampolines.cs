@@ -140,13 +140,20 @@ internal static unsafe class Trampolines
         {
             try
             {
-                if (scoped)
-                    scope.Exit();
-                if (adopted is not null)
+                try
                 {
-                    for (int i = 0; i < nAdopted; i++)
-                        AdoptedTensors.Release(adopted[i]);
-                    ReturnAdopted(adopted, nAdopted);
+                    if (scoped)
+                        scope.Exit();
+                }
+                finally
+                {
+                    // Released even when disposing the scope's temporaries failed: these handles are ours alone.
+                    if (adopted is not null)
+                    {
+                        for (int i = 0; i < nAdopted; i++)
+                            AdoptedTensors.Release(adopted[i]);
+                        ReturnAdopted(adopted, nAdopted);
+                    }
                 }
             }
             catch (Exception e)
