@@ -35,7 +35,6 @@ internal static unsafe class Trampolines
     private static Tensor?[]? t_adoptedSlot;
 
     [UnmanagedCallersOnly(CallConvs = new[] { typeof(CallConvCdecl) })]
-    [SkipLocalsInit]
     private static int Backward(IntPtr state, IntPtr* grads, int nGrads, IntPtr* saved, int nSaved,
                                 IntPtr* results, byte* owned, int nResults)
     {
@@ -50,17 +49,9 @@ internal static unsafe class Trampolines
             Diagnostics.Metrics.BackwardCalled();
             adopted = RentAdopted(nAdopted);
             var gradTensors = new Tensor?[nGrads];
-            for (int i = 0; i < nGrads; i++)
-            {
-                if (grads[i] != IntPtr.Zero)
-                    adopted[i] = gradTensors[i] = AdoptedTensors.Wrap(grads[i]);
-            }
+            Adopt(grads, gradTensors, adopted, 0);
             Tensor?[] savedTensors = nSaved == 0 ? Array.Empty<Tensor?>() : new Tensor?[nSaved];
-            for (int i = 0; i < nSaved; i++)
-            {
-                if (saved[i] != IntPtr.Zero)
-                    adopted[nGrads + i] = savedTensors[i] = AdoptedTensors.Wrap(saved[i]);
-            }
+            Adopt(saved, savedTensors, adopted, nGrads);
             // Everything the Backward creates (materialised zeros included) dies with this scope, except the
             // gradients handed back to libtorch.
             scope = DelegateScope.Enter();
@@ -71,9 +62,9 @@ internal static unsafe class Trampolines
 
             if (Diagnostics.Log.TraceEnabled)
                 Diagnostics.Log.BackwardRunning(node.Function.Name, gradTensors);
-            var ctx = new BackwardContext(node, savedTensors) { MayReuseGradients = !node.Function.Options.OnceDifferentiable };
-            Tensor?[] inputGrads;
             bool onceDifferentiable = node.Function.Options.OnceDifferentiable;
+            var ctx = new BackwardContext(node, savedTensors) { MayReuseGradients = !onceDifferentiable };
+            Tensor?[] inputGrads;
             bool gradMode = onceDifferentiable && NativeRuntime.IsGradEnabled();
             if (gradMode)
                 NativeRuntime.SetGradEnabled(false);
@@ -107,7 +98,7 @@ internal static unsafe class Trampolines
                     // The same tensor for two inputs: one owned handle, borrowed again.
                     results[e] = results[earlier];
                 }
-                else if ((adoptedAt = IndexOf(adopted, nAdopted, g)) >= 0)
+                else if ((adoptedAt = AutogradFunction.IndexOfReference(adopted, g)) >= 0)
                 {
                     // An incoming gradient or saved tensor returned as is: its handle goes straight back.
                     results[e] = g.DecoupleFromNativeHandle();
@@ -188,14 +179,14 @@ internal static unsafe class Trampolines
             t_adoptedSlot = array;
     }
 
-    private static int IndexOf(Tensor?[] tensors, int count, Tensor tensor)
+    /// <summary>Wraps the non-null handles into <paramref name="tensors"/>, recording each in <paramref name="adopted"/> from <paramref name="offset"/>.</summary>
+    private static void Adopt(IntPtr* handles, Tensor?[] tensors, Tensor?[] adopted, int offset)
     {
-        for (int i = 0; i < count; i++)
+        for (int i = 0; i < tensors.Length; i++)
         {
-            if (ReferenceEquals(tensors[i], tensor))
-                return i;
+            if (handles[i] != IntPtr.Zero)
+                adopted[offset + i] = tensors[i] = AdoptedTensors.Wrap(handles[i]);
         }
-        return -1;
     }
 
     private static int FindEarlier(NodeState node, Tensor?[] inputGrads, int edge, Tensor g)
