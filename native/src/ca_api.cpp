@@ -75,7 +75,8 @@ CA_EXPORT int32_t ca_init(const ca_torch_api* api, ca_backward_callback backward
                                   reinterpret_cast<const void*>(api->THSAutograd_SavedVariable_dispose),
                                   reinterpret_cast<const void*>(api->THSAutograd_SavedVariable_unpack),
                                   reinterpret_cast<const void*>(api->THSAutograd_SavedVariable_reset_data),
-                                  reinterpret_cast<const void*>(api->THSAutograd_grad)};
+                                  reinterpret_cast<const void*>(api->THSAutograd_grad),
+                                  reinterpret_cast<const void*>(api->THSAutograd_backward)};
         for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); ++i) {
             if (required[i] == nullptr) {
                 set_last_error("ca_init: function table entry " + std::to_string(i) + " is null");
@@ -177,6 +178,25 @@ CA_EXPORT int32_t ca_grad(const ca_tensor* outputs, int32_t n_outputs, const ca_
         check_torch("grad");
         const ca_tensor* res = result_buffer();
         for (int32_t i = 0; i < n_inputs; ++i) results[i] = res[i];
+        return CA_OK;
+    });
+}
+
+CA_EXPORT int32_t ca_backward(const ca_tensor* tensors, int32_t n_tensors, const ca_tensor* grad_tensors,
+                              int32_t n_grad_tensors, int32_t retain_graph, int32_t create_graph,
+                              const ca_tensor* inputs, int32_t n_inputs) {
+    return guarded("ca_backward", [&]() -> int32_t {
+        if (int32_t status = ready(); status != CA_OK) return status;
+        if (!counts_ok({{tensors, n_tensors}, {grad_tensors, n_grad_tensors}, {inputs, n_inputs}}) ||
+            (n_grad_tensors != 0 && n_grad_tensors != n_tensors)) {
+            set_last_error("ca_backward: invalid array or count");
+            return CA_ERR_INVALID_ARGUMENT;
+        }
+        flush_retired_handles();
+        g().torch.THSAutograd_backward(const_cast<ca_tensor*>(tensors), n_tensors, const_cast<ca_tensor*>(grad_tensors),
+                                       n_grad_tensors, retain_graph != 0, create_graph != 0,
+                                       const_cast<ca_tensor*>(inputs), n_inputs);
+        check_torch(nullptr);
         return CA_OK;
     });
 }

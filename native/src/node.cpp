@@ -320,6 +320,48 @@ void apply_handler(ffi_cif*, void* ret, void** args, void* user) {
     }
 }
 
+// Note [iterative teardown]
+// Releasing a node's saved variables can destroy the node before it: a saved input holds its grad_fn strongly,
+// and once the saved variable is its last owner, libtorch deletes that node inside our dispose call, which runs
+// that node's release, which disposes its saved input, and so on. libtorch tears its own graphs down iteratively
+// (deleteNode in function.cpp gathers next edges onto a stack), but LibTorchSharp calls our on-delete before
+// that, and the saved variables are ours. So a release never disposes saved variables while another release is
+// running on the same thread: it queues them on a per-thread list, and only the outermost release drains that
+// list, one saved variable at a time. The stack depth stays constant whatever the length of the graph. The
+// outermost record is recycled only after the drain (Note [node record pool]: its closure is still running).
+struct pending_saved {
+    std::vector<ca_ts_saved_variable> queue;
+    bool draining = false;
+};
+
+thread_local pending_saved t_pending;
+
+void dispose_saved(ca_ts_saved_variable sv) noexcept {
+    auto& G = g();
+    G.torch.THSAutograd_SavedVariable_dispose(sv);
+    G.live_saved.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// Detaches the record from its node and managed state; its saved variables go to the per-thread queue (or, if
+// the queue cannot grow, are disposed right here: deeper recursion is better than a leak).
+void retire_record(node_record* rec) {
+    auto& G = g();
+    for (auto* sv : rec->saved) {
+        if (sv == nullptr) continue;
+        try {
+            t_pending.queue.push_back(sv);
+        } catch (...) {
+            dispose_saved(sv);
+        }
+    }
+    rec->saved.clear();
+    if (rec->node.weak_ptr != nullptr) G.torch.THSAutograd_CSharpNode_disposeWeakPtr(rec->node);
+    discard_torch_error();
+    const intptr_t managed = rec->managed;
+    rec->managed = 0;
+    if (managed != 0) G.release(managed);
+}
+
 // The node's on-delete, called by LibTorchSharp right before libtorch deletes the node, on whatever
 // thread dropped the last reference (a finalizer thread included). It must never throw.
 void release_handler(ffi_cif*, void*, void**, void* user) {
@@ -327,21 +369,24 @@ void release_handler(ffi_cif*, void*, void**, void* user) {
     auto& G = g();
     if (G.shutting_down.load(std::memory_order_relaxed)) return;  // leak on purpose: the runtime is going away
     try {
-        for (auto* sv : rec->saved) {
-            if (sv == nullptr) continue;
-            G.torch.THSAutograd_SavedVariable_dispose(sv);
-            G.live_saved.fetch_sub(1, std::memory_order_relaxed);
-        }
-        rec->saved.clear();
-        if (rec->node.weak_ptr != nullptr) G.torch.THSAutograd_CSharpNode_disposeWeakPtr(rec->node);
-        discard_torch_error();
-        const intptr_t managed = rec->managed;
-        rec->managed = 0;
-        if (managed != 0) G.release(managed);
+        retire_record(rec);
     } catch (...) {
         // Nothing may escape a deleter; the record is still recycled below.
     }
     G.live_nodes.fetch_sub(1, std::memory_order_relaxed);
+    if (t_pending.draining) {
+        // Nested inside an outer release's dispose: the outer loop disposes what we queued.
+        recycle_record(rec);
+        return;
+    }
+    t_pending.draining = true;
+    while (!t_pending.queue.empty()) {
+        ca_ts_saved_variable sv = t_pending.queue.back();
+        t_pending.queue.pop_back();
+        dispose_saved(sv);  // may run nested releases, which only queue
+    }
+    discard_torch_error();
+    t_pending.draining = false;
     recycle_record(rec);
 }
 

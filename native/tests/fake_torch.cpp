@@ -81,7 +81,14 @@ void drop_strong(node* n) {
         }
     }
     if (dies) {
+        static thread_local int depth = 0;
+        ++depth;
+        {
+            lock_t lock(w().mu);
+            if (depth > w().max_on_delete_depth) w().max_on_delete_depth = depth;
+        }
         n->on_delete();
+        --depth;
         lock_t lock(w().mu);
         n->destroyed = true;
     }
@@ -436,6 +443,27 @@ void f_grad(ca_tensor* outputs, int64_t n_outputs, ca_tensor* inputs, int64_t n_
        allocator);
 }
 
+void f_backward(ca_tensor* tensors, int64_t n_tensors, ca_tensor* grad_tensors, int64_t n_grad_tensors,
+                bool retain_graph, bool create_graph, ca_tensor* inputs, int64_t n_inputs) {
+    // LibTorchSharp's THSAutograd_backward is wrapped in CATCH: the exception becomes the last error.
+    catch_begin();
+    log("backward");
+    backward_fn_t fn;
+    {
+        lock_t lock(w().mu);
+        ++w().backward_calls;
+        fn = w().backward;
+    }
+    try {
+        if (!fn) throw std::runtime_error("fake THSAutograd_backward: no behaviour configured");
+        fn(tensors, n_tensors, grad_tensors, n_grad_tensors, retain_graph, create_graph, inputs, n_inputs);
+    } catch (const std::exception& e) {
+        t_err = strdup(e.what());
+        lock_t lock(w().mu);
+        ++w().errors_set;
+    }
+}
+
 bool f_keep_graph() {
     lock_t lock(w().mu);
     ++w().keep_graph_calls;
@@ -504,6 +532,7 @@ ca_torch_api table() {
     api.THSAutograd_SavedVariable_unpack = f_saved_unpack;
     api.THSAutograd_SavedVariable_reset_data = f_saved_reset_data;
     api.THSAutograd_grad = f_grad;
+    api.THSAutograd_backward = f_backward;
     api.get_current_graph_task_keep_graph = f_keep_graph;
     return api;
 }

@@ -75,6 +75,10 @@ using grad_fn_t = std::function<void(ca_tensor* outputs, int64_t n_outputs, ca_t
                                      ca_tensor* grad_outputs, int64_t n_grad_outputs, bool retain_graph,
                                      bool create_graph, bool allow_unused, ca_ts_allocator_fn allocator)>;
 
+using backward_fn_t = std::function<void(ca_tensor* tensors, int64_t n_tensors, ca_tensor* grad_tensors,
+                                         int64_t n_grad_tensors, bool retain_graph, bool create_graph,
+                                         ca_tensor* inputs, int64_t n_inputs)>;
+
 struct world {
     std::recursive_mutex mu;
 
@@ -113,6 +117,13 @@ struct world {
     // THSAutograd_grad
     grad_fn_t grad;
     int grad_calls = 0;
+
+    // THSAutograd_backward (LibTorchSharp wraps it in CATCH: a std::exception becomes the last error)
+    backward_fn_t backward;
+    int backward_calls = 0;
+
+    // the deepest nesting of on_delete calls seen on one thread (recursive graph teardown)
+    int max_on_delete_depth = 0;
 
     // errors
     int64_t errors_set = 0;

@@ -177,6 +177,7 @@ CA_TEST(init_ignores_struct_padding) {
         t->THSAutograd_SavedVariable_unpack = reference.THSAutograd_SavedVariable_unpack;
         t->THSAutograd_SavedVariable_reset_data = reference.THSAutograd_SavedVariable_reset_data;
         t->THSAutograd_grad = reference.THSAutograd_grad;
+        t->THSAutograd_backward = reference.THSAutograd_backward;
         t->get_current_graph_task_keep_graph = reference.get_current_graph_task_keep_graph;
         t->Engine_get_default_engine = reference.Engine_get_default_engine;
         t->Engine_queue_callback = reference.Engine_queue_callback;

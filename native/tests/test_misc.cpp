@@ -310,3 +310,41 @@ CA_TEST(discarded_torch_errors_are_freed) {
     fake::dispose(x);
     check_clean();
 }
+
+CA_TEST(backward_passes_every_argument_and_reports_a_libtorch_error) {
+    init();
+    std::vector<int> seen_tensors, seen_grads, seen_inputs;
+    bool seen_retain = false, seen_create = true;
+    fake::w().backward = [&](ca_tensor* tensors, int64_t n_tensors, ca_tensor* grad_tensors, int64_t n_grad_tensors,
+                             bool retain, bool create, ca_tensor* inputs, int64_t n_inputs) {
+        for (int64_t i = 0; i < n_tensors; ++i) seen_tensors.push_back(fake::value_of(tensors[i]));
+        for (int64_t i = 0; i < n_grad_tensors; ++i) seen_grads.push_back(fake::value_of(grad_tensors[i]));
+        for (int64_t i = 0; i < n_inputs; ++i) seen_inputs.push_back(fake::value_of(inputs[i]));
+        seen_retain = retain;
+        seen_create = create;
+    };
+    ca_tensor y = fake::make(10);
+    ca_tensor g = fake::make(50);
+    ca_tensor x = fake::make(1);
+    REQUIRE_EQ(ca_backward(&y, 1, &g, 1, 1, 0, &x, 1), CA_OK);
+    CHECK(seen_tensors == std::vector<int>{10});
+    CHECK(seen_grads == std::vector<int>{50});
+    CHECK(seen_inputs == std::vector<int>{1});
+    CHECK(seen_retain);
+    CHECK(!seen_create);
+
+    fake::w().backward = [](ca_tensor*, int64_t, ca_tensor*, int64_t, bool, bool, ca_tensor*, int64_t) {
+        throw std::runtime_error("MyFn: System.InvalidOperationException: boom");
+    };
+    CHECK_EQ(ca_backward(&y, 1, nullptr, 0, 0, 0, nullptr, 0), CA_ERR_TORCH);
+    CHECK_STREQ(ca_last_error(), "MyFn: System.InvalidOperationException: boom");
+    CHECK(!fake::error_pending());
+
+    CHECK_EQ(ca_backward(&y, 1, &g, 2, 0, 0, nullptr, 0), CA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(ca_backward(nullptr, 1, nullptr, 0, 0, 0, nullptr, 0), CA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(fake::w().backward_calls, 2);
+    fake::dispose(y);
+    fake::dispose(g);
+    fake::dispose(x);
+    check_clean();
+}

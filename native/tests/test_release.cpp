@@ -29,7 +29,8 @@ CA_TEST(release_frees_saved_and_weak_then_calls_release_once) {
     CHECK_EQ(n->weak_handles, 0);
     const std::vector<std::string> tail(fake::w().log.begin() + static_cast<std::ptrdiff_t>(log_before),
                                         fake::w().log.end());
-    CHECK(tail == (std::vector<std::string>{"savedDispose", "savedDispose", "disposeWeak"}));
+    // The saved variables are disposed after the node's own bookkeeping (Note [iterative teardown]).
+    CHECK(tail == (std::vector<std::string>{"disposeWeak", "savedDispose", "savedDispose"}));
 
     const ca_stats s = stats();
     CHECK_EQ(s.live_nodes, 0);
@@ -146,6 +147,34 @@ CA_TEST(sequential_nodes_reuse_one_record) {
     CHECK_EQ(s.pooled_nodes, 1);
     CHECK_EQ(s.live_closures, 2);
     CHECK_EQ(released().size(), size_t{1000});
+    fake::dispose(x);
+    check_clean();
+}
+
+// Note [iterative teardown]: a chain whose nodes each save their input (which holds the previous node through
+// its grad_fn) is freed with a constant stack depth, whichever end the last reference goes from.
+CA_TEST(long_chain_of_saved_inputs_is_torn_down_iteratively) {
+    init();
+    constexpr int kLength = 20000;
+    ca_tensor x = fake::make(0);
+    ca_tensor y = fake::share(x);
+    std::vector<intptr_t> states;
+    for (int i = 1; i <= kLength; ++i) {
+        ca_tensor out = fake::make(i);
+        applied a = apply(ca_intern("Chain"), i, {y}, true, {out}, {}, {}, {y});
+        REQUIRE_EQ(a.status, CA_OK);
+        fake::dispose_all(a.wrapped);
+        fake::dispose(y);  // the saved variable (and the edge) keep the previous tensor and node alive
+        y = out;
+    }
+    CHECK_EQ(stats().live_nodes, kLength);
+    fake::w().max_on_delete_depth = 0;
+    fake::dispose(y);  // the last output: the whole chain dies from here
+    CHECK_EQ(stats().live_nodes, 0);
+    CHECK_EQ(stats().live_saved, 0);
+    CHECK_EQ(released().size(), static_cast<size_t>(kLength));
+    // One release running, plus at most one nested inside its dispose of a saved variable.
+    CHECK(fake::w().max_on_delete_depth <= 2);
     fake::dispose(x);
     check_clean();
 }

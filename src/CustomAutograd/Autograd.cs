@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 using System;
 using System.Collections.Generic;
+using System.Runtime.CompilerServices;
 using CustomAutograd.Interop;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -8,9 +9,13 @@ using static TorchSharp.torch;
 namespace CustomAutograd;
 
 /// <summary>
-/// Entry points into libtorch's autograd engine that never terminate the process. TorchSharp 0.107's
-/// <c>torch.autograd.grad</c> calls libtorch without an error guard, so any error there (a failing custom
-/// Backward included) ends the process; <see cref="Grad"/> turns every error into a .NET exception.
+/// Entry points into libtorch's autograd engine that never terminate the process and report every failure
+/// the same way. TorchSharp 0.107's <c>torch.autograd.grad</c> calls libtorch without an error guard, so any
+/// error there (a failing custom Backward included) ends the process; <see cref="Grad"/> turns every error into
+/// a <see cref="CustomAutogradException"/>. <see cref="Backward(IReadOnlyList{Tensor}, IReadOnlyList{Tensor?}?, bool?, bool, IReadOnlyList{Tensor}?)"/>
+/// does the same for <c>torch.autograd.backward</c>: where TorchSharp's <c>loss.backward()</c> raises its own
+/// exception type with our message, these raise <see cref="CustomAutogradException"/> whose
+/// <see cref="Exception.InnerException"/> is the exception the failing Backward threw.
 /// </summary>
 public static class Autograd
 {
@@ -35,87 +40,37 @@ public static class Autograd
     {
         ArgumentNullException.ThrowIfNull(outputs);
         ArgumentNullException.ThrowIfNull(inputs);
-        if (outputs.Count == 0)
-            throw new ArgumentException("At least one output is required.", nameof(outputs));
-        if (gradOutputs is not null && gradOutputs.Count != outputs.Count)
-        {
-            throw new ArgumentException(
-                $"gradOutputs has {gradOutputs.Count} entries but there are {outputs.Count} outputs.", nameof(gradOutputs));
-        }
-        CheckTensors(outputs, nameof(outputs));
-        CheckTensors(inputs, nameof(inputs));
+        CheckTensors(outputs, nameof(outputs), atLeastOne: true);
+        CheckTensors(inputs, nameof(inputs), atLeastOne: false);
         NativeRuntime.EnsureInitialized();
 
-        int nOut = outputs.Count, nIn = inputs.Count;
         var temporaries = new List<Tensor>();
         try
         {
             // Pinned arrays, not the stack: a model can have many thousands of parameters.
-            IntPtr[] outputArray = GC.AllocateArray<IntPtr>(nOut, pinned: true);
-            IntPtr[] inputArray = GC.AllocateArray<IntPtr>(Math.Max(nIn, 1), pinned: true);
-            IntPtr[] gradArray = GC.AllocateArray<IntPtr>(nOut, pinned: true);
-            IntPtr[] resultArray = GC.AllocateArray<IntPtr>(Math.Max(nIn, 1), pinned: true);
-            IntPtr* outputHandles = (IntPtr*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref outputArray[0]);
-            IntPtr* inputHandles = (IntPtr*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref inputArray[0]);
-            IntPtr* gradHandles = (IntPtr*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref gradArray[0]);
-            IntPtr* results = (IntPtr*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref resultArray[0]);
-            for (int i = 0; i < nOut; i++)
-                outputHandles[i] = outputs[i].Handle;
-            for (int i = 0; i < nIn; i++)
-            {
-                inputHandles[i] = inputs[i].Handle;
-                results[i] = IntPtr.Zero;
-            }
-            int nGrad = 0;
-            if (gradOutputs is not null)
-            {
-                nGrad = nOut;
-                for (int i = 0; i < nOut; i++)
-                {
-                    Tensor? g = gradOutputs[i];
-                    if (g is null)
-                    {
-                        // LibTorchSharp cannot pass an undefined tensor here; make the implicit ones explicit.
-                        if (outputs[i].numel() != 1)
-                        {
-                            throw new ArgumentException(
-                                $"gradOutputs[{i}] is null but output {i} is not a scalar (shape {GradientValidation.Format(outputs[i].shape)}); " +
-                                "ones can be implied only for scalar outputs.", nameof(gradOutputs));
-                        }
-                        g = torch.ones_like(outputs[i]);
-                        temporaries.Add(g);
-                    }
-                    else if (g.IsInvalid)
-                    {
-                        throw new ObjectDisposedException(nameof(Tensor), $"gradOutputs[{i}] has been disposed.");
-                    }
-                    gradHandles[i] = g.Handle;
-                }
-            }
-
+            var outputHandles = new PinnedHandles(outputs);
+            var inputHandles = new PinnedHandles(inputs);
+            PinnedHandles gradHandles = GradientHandles(outputs, gradOutputs, nameof(gradOutputs), temporaries);
+            var results = new PinnedHandles(inputs.Count);
             bool retain = retainGraph ?? createGraph;
-            int status = NativeMethods.ca_grad(outputHandles, nOut, inputHandles, nIn, gradHandles, nGrad,
-                                               retain ? 1 : 0, createGraph ? 1 : 0, allowUnused ? 1 : 0, results);
+            int status = NativeMethods.ca_grad(outputHandles.Pointer, outputHandles.Count, inputHandles.Pointer, inputHandles.Count,
+                                               gradHandles.Pointer, gradHandles.Count,
+                                               retain ? 1 : 0, createGraph ? 1 : 0, allowUnused ? 1 : 0, results.Pointer);
             // The handles were read from these tensors; keep them (and the pinned arrays) reachable until now.
             GC.KeepAlive(outputs);
             GC.KeepAlive(inputs);
             GC.KeepAlive(gradOutputs);
-            GC.KeepAlive(outputArray);
-            GC.KeepAlive(inputArray);
-            GC.KeepAlive(gradArray);
-            GC.KeepAlive(resultArray);
+            GC.KeepAlive(temporaries);
+            outputHandles.KeepAlive();
+            inputHandles.KeepAlive();
+            gradHandles.KeepAlive();
             if (status != NativeMethods.CA_OK)
-            {
-                string message = NativeMethods.LastError();
-                var failure = new CustomAutogradException(message);
-                throw BackwardFailures.TryGet(failure, out Exception? original)
-                    ? new CustomAutogradException(message, original!)
-                    : failure;
-            }
+                throw Failure();
 
-            var grads = new Tensor?[nIn];
-            for (int i = 0; i < nIn; i++)
-                grads[i] = results[i] == IntPtr.Zero ? null : Tensor.UnsafeCreateTensor(results[i]);
+            var grads = new Tensor?[inputs.Count];
+            for (int i = 0; i < grads.Length; i++)
+                grads[i] = results.Pointer[i] == IntPtr.Zero ? null : Tensor.UnsafeCreateTensor(results.Pointer[i]);
+            results.KeepAlive();
             return grads;
         }
         finally
@@ -125,8 +80,127 @@ public static class Autograd
         }
     }
 
-    private static void CheckTensors(IReadOnlyList<Tensor> tensors, string parameter)
+    /// <summary>
+    /// Computes the gradients of <paramref name="tensors"/> and accumulates them into the <c>.grad</c> of the
+    /// graph's leaves (or only of <paramref name="inputs"/>). Equivalent to <c>torch.autograd.backward</c>; the
+    /// same as TorchSharp's <c>loss.backward()</c>, except that every failure is a <see cref="CustomAutogradException"/>
+    /// carrying the original exception of a failing custom Backward as its inner exception.
+    /// </summary>
+    /// <param name="tensors">The tensors to differentiate (usually one loss).</param>
+    /// <param name="gradTensors">The gradient of each tensor. A null list or a null entry means ones, which is
+    /// allowed only for scalar tensors.</param>
+    /// <param name="retainGraph">Keep the graph for another backward; defaults to <paramref name="createGraph"/>.</param>
+    /// <param name="createGraph">Build a graph of the gradient computation, for higher-order derivatives.</param>
+    /// <param name="inputs">Accumulate only into these tensors' <c>.grad</c>; null (the default) means every leaf.</param>
+    /// <exception cref="CustomAutogradException">libtorch reported an error (for a failing custom Backward, the
+    /// inner exception is the exception that Backward threw).</exception>
+    public static unsafe void Backward(IReadOnlyList<Tensor> tensors, IReadOnlyList<Tensor?>? gradTensors = null,
+                                       bool? retainGraph = null, bool createGraph = false,
+                                       IReadOnlyList<Tensor>? inputs = null)
     {
+        ArgumentNullException.ThrowIfNull(tensors);
+        CheckTensors(tensors, nameof(tensors), atLeastOne: true);
+        if (inputs is not null)
+        {
+            CheckTensors(inputs, nameof(inputs), atLeastOne: false);
+            if (inputs.Count == 0)
+                throw new ArgumentException("inputs is empty; pass null to accumulate into every leaf.", nameof(inputs));
+        }
+        NativeRuntime.EnsureInitialized();
+
+        var temporaries = new List<Tensor>();
+        try
+        {
+            var tensorHandles = new PinnedHandles(tensors);
+            PinnedHandles gradHandles = GradientHandles(tensors, gradTensors, nameof(gradTensors), temporaries);
+            PinnedHandles inputHandles = inputs is null ? new PinnedHandles(0) : new PinnedHandles(inputs);
+            bool retain = retainGraph ?? createGraph;
+            int status = NativeMethods.ca_backward(tensorHandles.Pointer, tensorHandles.Count, gradHandles.Pointer, gradHandles.Count,
+                                                   retain ? 1 : 0, createGraph ? 1 : 0, inputHandles.Pointer, inputHandles.Count);
+            GC.KeepAlive(tensors);
+            GC.KeepAlive(gradTensors);
+            GC.KeepAlive(inputs);
+            GC.KeepAlive(temporaries);
+            tensorHandles.KeepAlive();
+            gradHandles.KeepAlive();
+            inputHandles.KeepAlive();
+            if (status != NativeMethods.CA_OK)
+                throw Failure();
+        }
+        finally
+        {
+            foreach (Tensor t in temporaries)
+                t.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Backward(IReadOnlyList{Tensor}, IReadOnlyList{Tensor?}?, bool?, bool, IReadOnlyList{Tensor}?)"/>
+    /// for one tensor: <c>Autograd.Backward(loss)</c> is <c>loss.backward()</c> with
+    /// <see cref="CustomAutogradException"/> for every failure.
+    /// </summary>
+    /// <param name="tensor">The tensor to differentiate (usually a loss).</param>
+    /// <param name="gradTensor">Its gradient; null means ones, allowed only for a scalar.</param>
+    /// <param name="retainGraph">Keep the graph for another backward; defaults to <paramref name="createGraph"/>.</param>
+    /// <param name="createGraph">Build a graph of the gradient computation, for higher-order derivatives.</param>
+    /// <param name="inputs">Accumulate only into these tensors' <c>.grad</c>; null (the default) means every leaf.</param>
+    /// <exception cref="CustomAutogradException">libtorch reported an error.</exception>
+    public static void Backward(Tensor tensor, Tensor? gradTensor = null, bool? retainGraph = null, bool createGraph = false,
+                                IReadOnlyList<Tensor>? inputs = null)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        Backward(new[] { tensor }, gradTensor is null ? null : new[] { gradTensor }, retainGraph, createGraph, inputs);
+    }
+
+    /// <summary>The exception for a failed native call: the original exception of a failing Backward as the inner one.</summary>
+    private static CustomAutogradException Failure()
+    {
+        string message = NativeMethods.LastError();
+        return BackwardFailures.TryGet(message, out Exception? original)
+            ? new CustomAutogradException(message, original!)
+            : new CustomAutogradException(message);
+    }
+
+    /// <summary>
+    /// The handles of the gradients for <paramref name="outputs"/>: none when <paramref name="grads"/> is null
+    /// (libtorch implies ones for scalars), otherwise one per output, with explicit ones for null entries.
+    /// </summary>
+    private static unsafe PinnedHandles GradientHandles(IReadOnlyList<Tensor> outputs, IReadOnlyList<Tensor?>? grads, string parameter,
+                                                 List<Tensor> temporaries)
+    {
+        if (grads is null)
+            return new PinnedHandles(0);
+        if (grads.Count != outputs.Count)
+            throw new ArgumentException($"{parameter} has {grads.Count} entries but there are {outputs.Count} tensors to differentiate.", parameter);
+        var handles = new PinnedHandles(outputs.Count);
+        for (int i = 0; i < outputs.Count; i++)
+        {
+            Tensor? g = grads[i];
+            if (g is null)
+            {
+                // LibTorchSharp cannot pass an undefined tensor in a list; make the implicit ones explicit.
+                if (outputs[i].numel() != 1)
+                {
+                    throw new ArgumentException(
+                        $"{parameter}[{i}] is null but tensor {i} is not a scalar (shape {GradientValidation.Format(outputs[i].shape)}); " +
+                        "ones can be implied only for scalars.", parameter);
+                }
+                g = torch.ones_like(outputs[i]);
+                temporaries.Add(g);
+            }
+            else if (g.IsInvalid)
+            {
+                throw new ObjectDisposedException(nameof(Tensor), $"{parameter}[{i}] has been disposed.");
+            }
+            handles.Pointer[i] = g.Handle;
+        }
+        return handles;
+    }
+
+    private static void CheckTensors(IReadOnlyList<Tensor> tensors, string parameter, bool atLeastOne)
+    {
+        if (atLeastOne && tensors.Count == 0)
+            throw new ArgumentException($"At least one tensor is required in {parameter}.", parameter);
         for (int i = 0; i < tensors.Count; i++)
         {
             if (tensors[i] is null)
@@ -134,5 +208,30 @@ public static class Autograd
             if (tensors[i].IsInvalid)
                 throw new ObjectDisposedException(nameof(Tensor), $"{parameter}[{i}] has been disposed.");
         }
+    }
+
+    /// <summary>A pinned array of tensor handles for the C ABI (never on the stack: lists can be long).</summary>
+    private readonly unsafe struct PinnedHandles
+    {
+        private readonly IntPtr[] _array;
+
+        internal PinnedHandles(int count)
+        {
+            Count = count;
+            _array = GC.AllocateArray<IntPtr>(Math.Max(count, 1), pinned: true);
+        }
+
+        internal PinnedHandles(IReadOnlyList<Tensor> tensors)
+            : this(tensors.Count)
+        {
+            for (int i = 0; i < tensors.Count; i++)
+                _array[i] = tensors[i].Handle;
+        }
+
+        internal int Count { get; }
+
+        internal IntPtr* Pointer => (IntPtr*)Unsafe.AsPointer(ref _array[0]);
+
+        internal void KeepAlive() => GC.KeepAlive(_array);
     }
 }

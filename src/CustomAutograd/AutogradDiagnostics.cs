@@ -28,6 +28,13 @@ public static class AutogradDiagnostics
     }
 
     /// <summary>
+    /// The first exception that a logger (<see cref="AutogradLogging.LoggerFactory"/>) or a metrics listener threw
+    /// inside the library, or null. Such failures never fail an Apply or a Backward: they are contained, and the
+    /// first one is kept here and written once to standard error.
+    /// </summary>
+    public static System.Exception? DiagnosticsFailure => Diagnostics.DiagnosticsFailure.First;
+
+    /// <summary>
     /// Disposes, on the calling thread, the small CPU gradient handles the shim keeps until libtorch has copied
     /// them (they are otherwise released at the next custom-function call on the thread). Large, device and
     /// graph-carrying gradients are released at the end of each backward pass anyway; gradients kept by

@@ -240,7 +240,9 @@ public abstract class AutogradFunction
             }
 
             outputCount = ValidateOutputs(raw);
+            ValidateAfterForward(ctx, inputs);
             ValidateMarks(ctx, inputs, raw);
+            forward.CheckArgs(this, raw);
             if (outputCount > StackOutputs)
             {
                 heapWrapped = GC.AllocateArray<IntPtr>(outputCount, pinned: true);
@@ -286,6 +288,42 @@ public abstract class AutogradFunction
                 throw new CustomAutogradException(Name, $"the Forward returned a disposed tensor as output {i}.", null);
         }
         return raw.Length;
+    }
+
+    /// <summary>
+    /// Every tensor the native call will read must still be alive: a Forward may have disposed an input, a tensor it
+    /// saved, or one it marked (TorchSharp's own error would only say "Tensor invalid -- empty handle").
+    /// </summary>
+    private void ValidateAfterForward(ForwardContext ctx, Tensor?[] inputs)
+    {
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            if (inputs[i] is { IsInvalid: true })
+                throw new CustomAutogradException(Name, $"input {i} was disposed inside the Forward; an input must stay alive until Apply returns.", null);
+        }
+        int saved = ctx.SavedCount;
+        for (int i = 0; i < saved; i++)
+        {
+            if (ctx.SavedAt(i) is { IsInvalid: true })
+            {
+                string which = i < ctx.PositionalSavedCount ? $"the tensor saved at position {i}" : $"the tensor saved as '{ctx.SavedNameAt(i)}'";
+                throw new CustomAutogradException(
+                    Name, $"{which} was disposed before backward (inside the Forward); do not dispose a tensor you save, the library keeps it as long as the graph needs it.", null);
+            }
+        }
+        ThrowIfAnyDisposed(ctx.Dirty, "MarkDirty");
+        ThrowIfAnyDisposed(ctx.NonDifferentiable, "MarkNonDifferentiable");
+    }
+
+    private void ThrowIfAnyDisposed(System.Collections.Generic.List<Tensor>? tensors, string method)
+    {
+        if (tensors is null)
+            return;
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            if (tensors[i].IsInvalid)
+                throw new CustomAutogradException(Name, $"tensor {i} passed to {method} was disposed inside the Forward.", null);
+        }
     }
 
     private void ValidateMarks(ForwardContext ctx, Tensor?[] inputs, Tensor[] raw)
@@ -338,22 +376,12 @@ public abstract class AutogradFunction
         Span<IntPtr> dirtySpan = nDirty <= StackLimit ? stackalloc IntPtr[StackLimit] : new IntPtr[nDirty];
         Span<IntPtr> nonDiffSpan = nNonDiff <= StackLimit ? stackalloc IntPtr[StackLimit] : new IntPtr[nNonDiff];
         Span<IntPtr> saveSpan = nSave <= StackLimit ? stackalloc IntPtr[StackLimit] : new IntPtr[nSave];
-        int edges = 0;
-        for (int i = 0; i < inputs.Length; i++)
+        // The inputs array is the library's own (collected before the Forward ran, which gets a copy in the array
+        // forms), so exactly nonNull entries are written: the list is not zeroed (SkipLocalsInit).
+        for (int i = 0, edges = 0; i < inputs.Length; i++)
         {
             if (inputs[i] is { } t)
-            {
-                if (edges < nonNull)
-                    inputSpan[edges] = t.Handle;
-                edges++;
-            }
-        }
-        // The list is not zeroed (SkipLocalsInit), so every entry the shim reads must be written here. The
-        // inputs array reaches user code in the array forms; a Forward that made an entry null or non-null is refused.
-        if (edges != nonNull)
-        {
-            throw new CustomAutogradException(
-                Name, "the Forward changed the inputs array it was given (an entry became null or non-null); leave it as it is.", null);
+                inputSpan[edges++] = t.Handle;
         }
         for (int i = 0; i < nOut; i++)
             outputSpan[i] = raw[i].Handle;
@@ -395,18 +423,12 @@ public abstract class AutogradFunction
             stateHandle.Free();
         if (status != NativeMethods.CA_OK)
             throw new CustomAutogradException(Name, NativeMethods.LastError(), null);
-        try
-        {
-            if (nodeCreated != 0)
-                Diagnostics.Metrics.NodeCreated();
-            Diagnostics.Metrics.Applied();
-            if (Diagnostics.Log.TraceEnabled)
-                Diagnostics.Log.Applied(Name, inputs, nodeCreated != 0);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            // A failing logger or metrics listener must not lose the outputs the shim already made.
-        }
+        // Diagnostics contain their own failures: a throwing logger or listener cannot lose the outputs made above.
+        if (nodeCreated != 0)
+            Diagnostics.Metrics.NodeCreated();
+        Diagnostics.Metrics.Applied();
+        if (Diagnostics.Log.TraceEnabled)
+            Diagnostics.Log.Applied(Name, inputs, nodeCreated != 0);
     }
 }
 
@@ -417,6 +439,9 @@ internal interface IForwardInvoker
     bool OwnsOutputArray { get; }
 
     Tensor[] Invoke(ForwardContext ctx, Tensor?[] inputs);
+
+    /// <summary>Refuses typed arguments that hold one of this call's outputs (a cycle no collector can free).</summary>
+    void CheckArgs(AutogradFunction function, Tensor[] outputs);
 
     NodeState CreateState(AutogradFunction function, InputFlags needs, int edgeCount, long[] meta, int outputsStart, ForwardContext ctx);
 }

@@ -15,6 +15,7 @@ public sealed class BackwardContext
 {
     private readonly NodeState _state;
     private readonly Tensor?[] _saved;
+    private SavedTensorList? _savedList;
     private bool _valid = true;
 
     internal BackwardContext(NodeState state, Tensor?[] saved)
@@ -31,15 +32,13 @@ public sealed class BackwardContext
     /// null was saved). Equivalent to <c>ctx.saved_tensors</c>. Reading them after a backward without
     /// <c>retain_graph</c> has freed them fails in libtorch's "backward through the graph a second time" error.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">An index past the end; the message says how many were saved.</exception>
     public IReadOnlyList<Tensor?> SavedTensors
     {
         get
         {
             ThrowIfInvalid();
-            // The per-call array itself when it holds only positional saves (no wrapper to allocate).
-            return _state.PositionalSaved == _saved.Length
-                ? _saved
-                : new ArraySegment<Tensor?>(_saved, 0, _state.PositionalSaved);
+            return _savedList ??= new SavedTensorList(_state, _saved);
         }
     }
 
@@ -96,6 +95,44 @@ public sealed class BackwardContext
                 $"The backward context of '{_state.Function.Name}' is only valid while its Backward runs.");
         }
     }
+}
+
+/// <summary>The positional saved tensors, with an index error that says how many were saved.</summary>
+internal sealed class SavedTensorList : IReadOnlyList<Tensor?>
+{
+    private readonly NodeState _state;
+    private readonly Tensor?[] _saved;
+
+    internal SavedTensorList(NodeState state, Tensor?[] saved)
+    {
+        _state = state;
+        _saved = saved;
+    }
+
+    public int Count => _state.PositionalSaved;
+
+    public Tensor? this[int index]
+    {
+        get
+        {
+            if ((uint)index >= (uint)_state.PositionalSaved)
+            {
+                int n = _state.PositionalSaved;
+                string saved = n == 0 ? "saved no tensor with ctx.SaveForBackward(...)" : n == 1 ? "saved 1 tensor (index 0)" : $"saved {n} tensors (indices 0 to {n - 1})";
+                throw new ArgumentOutOfRangeException(
+                    nameof(index), index, $"'{_state.Function.Name}': SavedTensors[{index}] does not exist: the Forward {saved}.");
+            }
+            return _saved[index];
+        }
+    }
+
+    public IEnumerator<Tensor?> GetEnumerator()
+    {
+        for (int i = 0; i < _state.PositionalSaved; i++)
+            yield return _saved[i];
+    }
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
 }
 
 /// <summary>Saved tensors read by name: <c>ctx.Saved["x"]</c>.</summary>

@@ -139,14 +139,26 @@ public sealed class ForwardContext
     }
 
     /// <summary>
-    /// Stores any object for the Backward (<see cref="BackwardContext.GetState{T}"/>). Keep tensors out of
-    /// it: save them with <see cref="SaveForBackward(Tensor?[])"/> so libtorch can free them after use.
+    /// Stores any non-tensor object for the Backward (<see cref="BackwardContext.GetState{T}"/>), the counterpart
+    /// of attributes set on PyTorch's <c>ctx</c>. Tensors are refused: save them with
+    /// <see cref="SaveForBackward(Tensor?[])"/>, which lets libtorch detect in-place changes and free them after
+    /// use, and cannot form a reference cycle through the graph (an output kept in the state would keep its own
+    /// graph alive forever).
     /// </summary>
     /// <typeparam name="T">The state's type.</typeparam>
     /// <param name="state">The state.</param>
+    /// <exception cref="ArgumentException">The state is a tensor, or a tuple or collection holding one.</exception>
     public void SetState<T>(T state)
     {
         ThrowIfInvalid();
+        if (TensorSearch.Contains(state))
+        {
+            throw new ArgumentException(
+                $"'{_function.Name}': SetState was given a tensor (or a tuple or collection holding one). Save tensors with " +
+                "ctx.SaveForBackward(...) and read them back with ctx.SavedTensors or ctx.Saved[name]: a tensor kept in the " +
+                "state is never freed by libtorch after use, and an output kept there keeps its whole graph alive forever.",
+                nameof(state));
+        }
         _state = state;
     }
 
@@ -162,6 +174,8 @@ public sealed class ForwardContext
         index < PositionalSavedCount ? _saved![index] : _extras!.NamedSaved![index - PositionalSavedCount];
 
     internal string[]? SavedNames => _extras?.SavedNames?.ToArray();
+
+    internal string SavedNameAt(int index) => _extras!.SavedNames![index - PositionalSavedCount];
 
     internal List<Tensor>? Dirty => _extras?.Dirty;
 

@@ -52,7 +52,8 @@ public sealed class MultiFunction<TArgs> : AutogradFunction
     {
         ArgumentNullException.ThrowIfNull(forward);
         ArgumentNullException.ThrowIfNull(backward);
-        _forward = (ctx, inputs, args) => forward(ctx, (Tensor[])inputs!, args);
+        // The Forward gets its own copy (see MultiFunction).
+        _forward = (ctx, inputs, args) => forward(ctx, (Tensor[])inputs.Clone(), args);
         _backward = backward;
     }
 

@@ -17,7 +17,9 @@ public sealed class MultiFunction : AutogradFunction
     {
         ArgumentNullException.ThrowIfNull(forward);
         ArgumentNullException.ThrowIfNull(backward);
-        _forward = (ctx, inputs) => forward(ctx, (Tensor[])inputs!);
+        // The Forward gets its own copy: whatever it does to the array, the gradients reach the tensors collected
+        // by Apply (as PyTorch collects a Function's inputs before forward runs).
+        _forward = (ctx, inputs) => forward(ctx, (Tensor[])inputs.Clone());
         _backward = backward;
     }
 

@@ -92,6 +92,78 @@ public sealed class DiagnosticsTests
         Assert.That(totals.ContainsKey("customautograd.nodes.live"), Is.True);
     }
 
+    [Test]
+    public void Logging_LoggerThrowsEverywhere_ApplyAndBackwardStillCorrect()
+    {
+        using var factory = LoggerFactory.Create(b => b.AddProvider(new ThrowingLoggerProvider()).SetMinimumLevel(LogLevel.Trace));
+        using (new CapturedStderr())   // the first diagnostics failure is reported once on standard error
+        {
+            AutogradLogging.LoggerFactory = factory;
+            UnaryFunction failing = AutogradFunction.Create("FailsWhileLoggerThrows", (ctx, x) => x * 2, (ctx, g) => throw new ArithmeticException("own"));
+            for (int i = 0; i < 100; i++)
+            {
+                using var scope = NewDisposeScope();
+                Tensor x = torch.tensor(new[] { -1.0, 2.0 }, requires_grad: true);
+                TestUtil.Relu.Apply(x).sum().backward();
+                TestUtil.AssertClose(x.grad!, torch.tensor(new[] { 0.0, 1.0 }));
+                // A failing Backward still reports its own exception, not the logger's.
+                Exception? e = Assert.Catch(() => failing.Apply(torch.ones(1, requires_grad: true)).sum().backward());
+                Assert.That(e!.Message, Does.Contain("ArithmeticException").And.Contain("own"));
+            }
+        }
+        Assert.That(AutogradDiagnostics.DiagnosticsFailure, Is.Not.Null);
+    }
+
+    [Test]
+    public void Meter_ListenerThrows_ApplyAndBackwardStillCorrect()
+    {
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "CustomAutograd")
+                l.EnableMeasurementEvents(instrument);
+        };
+        int measurements = 0;
+        listener.SetMeasurementEventCallback<long>((_, _, _, _) =>
+        {
+            measurements++;
+            throw new InvalidOperationException("listener failure");
+        });
+        listener.Start();
+        using (new CapturedStderr())
+        {
+            for (int i = 0; i < 100; i++)
+            {
+                using var scope = NewDisposeScope();
+                Tensor x = torch.tensor(new[] { -1.0, 2.0 }, requires_grad: true);
+                TestUtil.Relu.Apply(x).sum().backward();
+                TestUtil.AssertClose(x.grad!, torch.tensor(new[] { 0.0, 1.0 }));
+            }
+        }
+        Assert.That(measurements, Is.GreaterThanOrEqualTo(200), "the listener was called (and threw) on every Apply and Backward");
+        Assert.That(AutogradDiagnostics.DiagnosticsFailure, Is.Not.Null);
+    }
+
+    private sealed class ThrowingLoggerProvider : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => new ThrowingLogger();
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class ThrowingLogger : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => throw new InvalidOperationException("scope");
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception,
+                                    Func<TState, Exception?, string> formatter) =>
+                throw new InvalidOperationException("logger failure");
+        }
+    }
+
     private sealed record CapturedLog(LogLevel Level, string Message, Exception? Exception);
 
     private sealed class CapturingLoggerProvider : ILoggerProvider

@@ -394,43 +394,103 @@ public sealed class ReliabilityTests
 
     [Test]
     [Category("Soak")]
-    public void Soak_ManyForwardBackward_CountersReturnToBaselineAndMemoryStable()
+    public void Soak_ManyForwardBackward_CountersReturnToBaselineAndMemoryGrowsNoMoreThanBuiltInOps()
     {
+        // Process memory grows over a long loop of built-in TorchSharp ops too (libtorch's and glibc's caches and
+        // fragmentation: about 19% over 20,000 steps here), so the custom loop is compared with the same loop of
+        // built-in ops in this process, in interleaved blocks so that both see the same allocator state. What is
+        // exact (the shim's counters) is checked exactly.
         int iterations = int.TryParse(Environment.GetEnvironmentVariable("CUSTOMAUTOGRAD_SOAK_ITERATIONS"), out int n) ? n : 20_000;
+        const int Blocks = 10;
+        int perBlock = Math.Max(1, iterations / Blocks);
         Tensor w = torch.randn(32, requires_grad: true);
-        void Step()
+        void Custom()
         {
             using var scope = NewDisposeScope();
             Tensor loss = TestUtil.Sigmoid.Apply(TestUtil.Relu.Apply(w * 2)).sum();
             loss.backward();
             w.grad!.zero_();
         }
+        void BuiltIn()
+        {
+            using var scope = NewDisposeScope();
+            Tensor loss = (w * 2).relu().sigmoid().sum();
+            loss.backward();
+            w.grad!.zero_();
+        }
 
         for (int i = 0; i < 2000; i++)
-            Step();
+        {
+            Custom();
+            BuiltIn();
+        }
         NativeCounters before = Settle();
-        long heapBefore = GC.GetTotalMemory(forceFullCollection: true);
-        long rssBefore = Process.GetCurrentProcess().WorkingSet64;
-
+        long customRss = 0, builtInRss = 0, customHeap = 0, builtInHeap = 0;
         var clock = Stopwatch.StartNew();
-        for (int i = 0; i < iterations; i++)
-            Step();
+        for (int block = 0; block < Blocks; block++)
+        {
+            // Alternating which loop goes first splits one-time growth (code tiering, caches) between the two.
+            for (int turn = 0; turn < 2; turn++)
+            {
+                bool custom = (block + turn) % 2 == 0;
+                (long rss, long heap) = Grow(custom ? Custom : BuiltIn, perBlock);
+                if (custom)
+                {
+                    customRss += rss;
+                    customHeap += heap;
+                }
+                else
+                {
+                    builtInRss += rss;
+                    builtInHeap += heap;
+                }
+            }
+        }
         clock.Stop();
         NativeCounters after = Settle();
-        long heapAfter = GC.GetTotalMemory(forceFullCollection: true);
-        long rssAfter = Process.GetCurrentProcess().WorkingSet64;
 
+        const long RssMarginBytes = 16L << 20;   // a leak of a small tensor per step (about 1 KiB) exceeds it
+        const long HeapMarginBytes = 256L << 10;
         TestContext.Out.WriteLine(
-            $"soak: {iterations} steps in {clock.Elapsed.TotalSeconds:F1} s; nodes {before.LiveNodes}->{after.LiveNodes}, " +
-            $"saved {before.LiveSavedTensors}->{after.LiveSavedTensors}, closures {before.LiveClosures}->{after.LiveClosures}, " +
-            $"managed heap {heapBefore / 1024} KiB -> {heapAfter / 1024} KiB, RSS {rssBefore / 1048576} MiB -> {rssAfter / 1048576} MiB");
+            $"soak: {Blocks} x {perBlock} steps of each loop in {clock.Elapsed.TotalSeconds:F1} s; nodes {before.LiveNodes}->{after.LiveNodes}, " +
+            $"saved {before.LiveSavedTensors}->{after.LiveSavedTensors}, closures {before.LiveClosures}->{after.LiveClosures}; " +
+            $"native resident growth custom {customRss / 1024} KiB, built-in {builtInRss / 1024} KiB; managed heap growth custom {customHeap / 1024} KiB, " +
+            $"built-in {builtInHeap / 1024} KiB");
         Assert.That(after.LiveNodes, Is.EqualTo(before.LiveNodes));
         Assert.That(after.LiveSavedTensors, Is.EqualTo(before.LiveSavedTensors));
         Assert.That(after.LiveClosures, Is.LessThanOrEqualTo(before.LiveClosures));
-        Assert.That(after.NodesCreated - before.NodesCreated, Is.EqualTo(2L * iterations));
-        Assert.That((double)heapAfter, Is.LessThanOrEqualTo(heapBefore * 1.05 + 64 * 1024));
-        Assert.That((double)rssAfter, Is.LessThanOrEqualTo(rssBefore * 1.05));
+        Assert.That(after.NodesCreated - before.NodesCreated, Is.EqualTo(2L * Blocks * perBlock));
+        Assert.That(customHeap, Is.LessThanOrEqualTo(Math.Max(builtInHeap, 0) + HeapMarginBytes), "managed heap growth");
+        Assert.That(customRss, Is.LessThanOrEqualTo(Math.Max(builtInRss, 0) + RssMarginBytes), "native resident memory growth");
     }
+
+    /// <summary>Runs <paramref name="step"/> and returns the growth of native resident memory and of the managed heap.</summary>
+    private static (long Rss, long Heap) Grow(Action step, int steps)
+    {
+        (long rssBefore, long heapBefore) = Quiesce();
+        for (int i = 0; i < steps; i++)
+            step();
+        (long rssAfter, long heapAfter) = Quiesce();
+        return (rssAfter - rssBefore, heapAfter - heapBefore);
+    }
+
+    /// <summary>
+    /// Frees what is freed lazily (finalizers, the thread's retired gradient handles, glibc's free pages), so that
+    /// each block's growth is its own, then reads native resident memory (the resident set less the memory the GC
+    /// has committed, which grows by itself as the GC tunes its generation budgets) and the managed heap.
+    /// </summary>
+    private static (long Rss, long Heap) Quiesce()
+    {
+        AutogradDiagnostics.FlushThread();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        long heap = GC.GetTotalMemory(forceFullCollection: true);
+        _ = MallocTrim(0);
+        return (Process.GetCurrentProcess().WorkingSet64 - GC.GetGCMemoryInfo().TotalCommittedBytes, heap);
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "malloc_trim")]
+    private static extern int MallocTrim(nuint pad);
 
     private static NativeCounters Settle()
     {

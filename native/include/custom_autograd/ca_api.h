@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature or struct below changes; the managed side refuses a mismatch. */
-#define CA_ABI_VERSION 5
+#define CA_ABI_VERSION 6
 
 typedef enum ca_status {
     CA_OK = 0,
@@ -109,6 +109,9 @@ typedef struct ca_torch_api {
     int64_t (*THSTensor_element_size)(ca_tensor tensor);
     int (*THSTensor_device_type)(ca_tensor tensor);
     bool (*THSTensor_requires_grad)(ca_tensor tensor);
+    /* torch::autograd::backward; LibTorchSharp catches libtorch's errors and stores the message (required). */
+    void (*THSAutograd_backward)(ca_tensor* tensors, int64_t n_tensors, ca_tensor* grad_tensors, int64_t n_grad_tensors,
+                                 bool retain_graph, bool create_graph, ca_tensor* inputs, int64_t n_inputs);
 } ca_torch_api;
 
 /* ---- Managed callbacks, registered once ---------------------------------------------------- */
@@ -184,6 +187,14 @@ CA_EXPORT const char* ca_intern(const char* text);
 CA_EXPORT int32_t ca_grad(const ca_tensor* outputs, int32_t n_outputs, const ca_tensor* inputs, int32_t n_inputs,
                           const ca_tensor* grad_outputs, int32_t n_grad_outputs, int32_t retain_graph,
                           int32_t create_graph, int32_t allow_unused, ca_tensor* results);
+
+/*
+ * torch.autograd.backward: accumulates into the .grad of the leaves (or of `inputs`, when n_inputs > 0).
+ * grad_tensors has one entry per tensor, or n_grad_tensors is 0 (then every tensor must be a scalar).
+ */
+CA_EXPORT int32_t ca_backward(const ca_tensor* tensors, int32_t n_tensors, const ca_tensor* grad_tensors,
+                              int32_t n_grad_tensors, int32_t retain_graph, int32_t create_graph,
+                              const ca_tensor* inputs, int32_t n_inputs);
 
 /* Disposes gradient handles that libtorch has already copied (normally done lazily on each thread). */
 CA_EXPORT void ca_flush_thread(void);

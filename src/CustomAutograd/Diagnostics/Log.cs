@@ -18,39 +18,116 @@ internal static partial class Log
     internal static void Configure(ILoggerFactory? factory) =>
         s_logger = factory?.CreateLogger(Category) ?? NullLogger.Instance;
 
+    // Every method contains what the user's logger throws (Note: diagnostics never break the math).
     internal static bool TraceEnabled
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => s_logger.IsEnabled(LogLevel.Trace);
+        get => s_logger is not NullLogger && IsEnabled(LogLevel.Trace);
     }
 
-    internal static void NativeLoaded(string torchSharp, string keepGraph) => NativeLoadedCore(s_logger, torchSharp, keepGraph);
+    private static bool IsEnabled(LogLevel level)
+    {
+        try
+        {
+            return s_logger.IsEnabled(level);
+        }
+        catch (Exception e)
+        {
+            DiagnosticsFailure.Report(e);
+            return false;
+        }
+    }
 
-    internal static void KeepGraphMissing() => KeepGraphMissingCore(s_logger);
+    internal static void NativeLoaded(string torchSharp, string keepGraph)
+    {
+        try
+        {
+            NativeLoadedCore(s_logger, torchSharp, keepGraph);
+        }
+        catch (Exception e)
+        {
+            DiagnosticsFailure.Report(e);
+        }
+    }
 
-    internal static void FunctionCreated(string function, AutogradFunctionOptions options) =>
-        FunctionCreatedCore(s_logger, function, options.MaterializeGrads, options.OnceDifferentiable);
+    internal static void KeepGraphMissing()
+    {
+        try
+        {
+            KeepGraphMissingCore(s_logger);
+        }
+        catch (Exception e)
+        {
+            DiagnosticsFailure.Report(e);
+        }
+    }
 
-    internal static void BackwardFailed(string function, Exception exception) => BackwardFailedCore(s_logger, function, exception);
+    internal static void FunctionCreated(string function, AutogradFunctionOptions options)
+    {
+        try
+        {
+            FunctionCreatedCore(s_logger, function, options.MaterializeGrads, options.OnceDifferentiable);
+        }
+        catch (Exception e)
+        {
+            DiagnosticsFailure.Report(e);
+        }
+    }
 
-    internal static void CallbackCleanupFailed(Exception exception) => CallbackCleanupFailedCore(s_logger, exception);
+    internal static void BackwardFailed(string function, Exception exception)
+    {
+        try
+        {
+            BackwardFailedCore(s_logger, function, exception);
+        }
+        catch (Exception e)
+        {
+            DiagnosticsFailure.Report(e);
+        }
+    }
+
+    internal static void CallbackCleanupFailed(Exception exception)
+    {
+        try
+        {
+            CallbackCleanupFailedCore(s_logger, exception);
+        }
+        catch (Exception e)
+        {
+            DiagnosticsFailure.Report(e);
+        }
+    }
 
     /// <summary>Call only when <see cref="TraceEnabled"/>.</summary>
     internal static void Applied(string function, Tensor?[] inputs, bool nodeCreated)
     {
-        if (!s_logger.IsEnabled(LogLevel.Trace))
-            return;
-        string shapes = Shapes(inputs);
-        AppliedCore(s_logger, function, shapes, nodeCreated);
+        try
+        {
+            if (!s_logger.IsEnabled(LogLevel.Trace))
+                return;
+            string shapes = Shapes(inputs);
+            AppliedCore(s_logger, function, shapes, nodeCreated);
+        }
+        catch (Exception e)
+        {
+            DiagnosticsFailure.Report(e);
+        }
     }
 
     /// <summary>Call only when <see cref="TraceEnabled"/>.</summary>
     internal static void BackwardRunning(string function, Tensor?[] grads)
     {
-        if (!s_logger.IsEnabled(LogLevel.Trace))
-            return;
-        string shapes = Shapes(grads);
-        BackwardRunningCore(s_logger, function, shapes);
+        try
+        {
+            if (!s_logger.IsEnabled(LogLevel.Trace))
+                return;
+            string shapes = Shapes(grads);
+            BackwardRunningCore(s_logger, function, shapes);
+        }
+        catch (Exception e)
+        {
+            DiagnosticsFailure.Report(e);
+        }
     }
 
     private static string Shapes(Tensor?[] tensors)

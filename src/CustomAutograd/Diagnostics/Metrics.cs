@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
+using System;
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 
 namespace CustomAutograd.Diagnostics;
 
@@ -20,33 +22,44 @@ internal static class Metrics
     private static readonly UpDownCounter<long> LiveNodes =
         Meter.CreateUpDownCounter<long>("customautograd.nodes.live", "{node}", "Graph nodes alive.");
 
-    internal static void Applied()
+    internal static void Applied() => Add(Applications, 1);
+
+    internal static void BackwardCalled() => Add(BackwardCalls, 1);
+
+    internal static void BackwardFailed() => Add(BackwardFailures, 1);
+
+    internal static void NodeCreated() => Add(LiveNodes, 1);
+
+    internal static void NodeReleased() => Add(LiveNodes, -1);
+
+    // A listener's callback runs inside Add: what it throws is contained (diagnostics never break the math).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Add(Counter<long> counter, long value)
     {
-        if (Applications.Enabled)
-            Applications.Add(1);
+        if (counter.Enabled)
+            AddSlow(counter, value);
     }
 
-    internal static void BackwardCalled()
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Add(UpDownCounter<long> counter, long value)
     {
-        if (BackwardCalls.Enabled)
-            BackwardCalls.Add(1);
+        if (counter.Enabled)
+            AddSlow(counter, value);
     }
 
-    internal static void BackwardFailed()
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void AddSlow(Instrument<long> instrument, long value)
     {
-        if (BackwardFailures.Enabled)
-            BackwardFailures.Add(1);
-    }
-
-    internal static void NodeCreated()
-    {
-        if (LiveNodes.Enabled)
-            LiveNodes.Add(1);
-    }
-
-    internal static void NodeReleased()
-    {
-        if (LiveNodes.Enabled)
-            LiveNodes.Add(-1);
+        try
+        {
+            if (instrument is Counter<long> counter)
+                counter.Add(value);
+            else
+                ((UpDownCounter<long>)instrument).Add(value);
+        }
+        catch (Exception e)
+        {
+            DiagnosticsFailure.Report(e);
+        }
     }
 }

@@ -40,23 +40,26 @@ internal static class BackwardFailures
     {
         for (Exception? e = exception; e is not null; e = e.InnerException)
         {
-            string message = e.Message;
-            int at = message.LastIndexOf(Marker, StringComparison.Ordinal);
-            if (at < 0)
-                continue;
-            int start = at + Marker.Length;
-            int end = message.IndexOf(']', start);
-            if (end > start && long.TryParse(message.AsSpan(start, end - start), NumberStyles.None,
-                                             CultureInfo.InvariantCulture, out long id))
-            {
-                lock (Gate)
-                {
-                    if (Recent.TryGetValue(id, out original))
-                        return true;
-                }
-            }
+            if (TryGet(e.Message, out original))
+                return true;
         }
         original = null;
         return false;
+    }
+
+    /// <summary>Finds the original exception from the marker in an error message.</summary>
+    internal static bool TryGet(string message, out Exception? original)
+    {
+        original = null;
+        int at = message.LastIndexOf(Marker, StringComparison.Ordinal);
+        if (at < 0)
+            return false;
+        int start = at + Marker.Length;
+        int end = message.IndexOf(']', start);
+        if (end <= start || !long.TryParse(message.AsSpan(start, end - start), NumberStyles.None,
+                                           CultureInfo.InvariantCulture, out long id))
+            return false;
+        lock (Gate)
+            return Recent.TryGetValue(id, out original);
     }
 }

@@ -19,6 +19,10 @@ internal readonly struct PlainForward : IForwardInvoker
 
     public Tensor[] Invoke(ForwardContext ctx, Tensor?[] inputs) => _forward(ctx, inputs);
 
+    public void CheckArgs(AutogradFunction function, Tensor[] outputs)
+    {
+    }
+
     public NodeState CreateState(AutogradFunction function, InputFlags needs, int edgeCount, long[] meta, int outputsStart,
                                  ForwardContext ctx) =>
         new(function, needs, edgeCount, meta, outputsStart, ctx.PositionalSavedCount, ctx.SavedNames, ctx.State);
@@ -40,6 +44,20 @@ internal readonly struct ArgsForward<TArgs> : IForwardInvoker
     public bool OwnsOutputArray { get; }
 
     public Tensor[] Invoke(ForwardContext ctx, Tensor?[] inputs) => _forward(ctx, inputs, _args);
+
+    public void CheckArgs(AutogradFunction function, Tensor[] outputs)
+    {
+        if (!ArgsTensors<TArgs>.MayHoldTensors)
+            return;
+        string? holder = ArgsTensors<TArgs>.FindHolder(_args, outputs, out int index);
+        if (holder is null)
+            return;
+        throw new CustomAutogradException(
+            function.Name,
+            $"the args object holds output {index} of this call ({holder}). The graph node keeps the args for the Backward, so " +
+            "the output would keep its own graph alive forever (a cycle through native memory that no garbage collector sees). " +
+            "Save the tensor with ctx.SaveForBackward(...) instead.", null);
+    }
 
     public NodeState CreateState(AutogradFunction function, InputFlags needs, int edgeCount, long[] meta, int outputsStart,
                                  ForwardContext ctx) =>

@@ -60,8 +60,40 @@ internal static class GradientValidation
             if (g.IsInvalid)
                 throw new InvalidOperationException($"'{name}': the gradient returned for input {i} has been disposed.");
             CheckShape(node, i, record, g);
+            CheckDtype(name, i, node.DtypeAt(record), g);
             CheckDevice(name, i, node.DeviceTypeAt(record), node.DeviceIndexAt(record), g);
         }
+    }
+
+    /// <summary>
+    /// Under anomaly detection with NaN checks (<c>torch.autograd.detect_anomaly()</c>), fails as libtorch's engine
+    /// would for a NaN in a gradient, but with this function's name in the message (libtorch's would name
+    /// LibTorchSharp's node type). <paramref name="inputGrads"/> has passed <see cref="MapToEdges"/>.
+    /// </summary>
+    internal static void CheckNaN(NodeState node, Tensor?[] inputGrads)
+    {
+        if (!NativeRuntime.ShouldCheckNaN())
+            return;
+        int count = node.NeedsInputGrad.Count;
+        for (int i = 0; i < count; i++)
+        {
+            if (inputGrads[i] is not { } g || !node.NeedsInputGrad[i])
+                continue;
+            using Tensor any = g.isnan().any();
+            if (any.item<bool>())
+                throw new InvalidOperationException($"Function '{node.Function.Name}' returned nan values in its {i}th output.");
+        }
+    }
+
+    private static void CheckDtype(string name, int index, ScalarType inputType, Tensor g)
+    {
+        // libtorch casts a gradient to the input's dtype, but not a complex one to a real dtype.
+        ScalarType type = TensorQueries.Dtype(g.Handle);
+        if (type == inputType || !torch.is_complex(type) || torch.is_complex(inputType))
+            return;
+        throw new InvalidOperationException(
+            $"'{name}': the gradient returned for input {index} is complex ({type}) but the input is real ({inputType}); " +
+            "return a real gradient for a real input (for example the real part).");
     }
 
     private static void CheckShape(NodeState node, int index, int record, Tensor g)

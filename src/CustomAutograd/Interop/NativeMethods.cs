@@ -10,7 +10,7 @@ internal static unsafe partial class NativeMethods
     internal const string Library = "CustomAutogradNative";
 
     /// <summary>Must equal CA_ABI_VERSION of the shim that is loaded.</summary>
-    internal const int AbiVersion = 5;
+    internal const int AbiVersion = 6;
 
     internal const int CA_OK = 0;
     internal const int CA_ERR_INVALID_ARGUMENT = 1;
@@ -52,6 +52,11 @@ internal static unsafe partial class NativeMethods
     internal static partial int ca_grad(
         IntPtr* outputs, int nOutputs, IntPtr* inputs, int nInputs, IntPtr* gradOutputs, int nGradOutputs,
         int retainGraph, int createGraph, int allowUnused, IntPtr* results);
+
+    [LibraryImport(Library)]
+    internal static partial int ca_backward(
+        IntPtr* tensors, int nTensors, IntPtr* gradTensors, int nGradTensors, int retainGraph, int createGraph,
+        IntPtr* inputs, int nInputs);
 
     [LibraryImport(Library)]
     internal static partial void ca_flush_thread();
@@ -104,6 +109,7 @@ internal struct CaTorchApi
     public IntPtr TensorElementSize;
     public IntPtr TensorDeviceType;
     public IntPtr TensorRequiresGrad;
+    public IntPtr AutogradBackward;
 }
 
 /// <summary>Mirror of <c>ca_stats</c>.</summary>

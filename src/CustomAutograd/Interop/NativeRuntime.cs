@@ -25,6 +25,12 @@ internal static unsafe class NativeRuntime
     /// <summary>LibTorchSharp's <c>THSAutograd_isGradEnabled</c>.</summary>
     internal static delegate* unmanaged[SuppressGCTransition]<byte> IsGradEnabledFn;
 
+    /// <summary>LibTorchSharp's <c>THSAutograd_isAnomalyEnabled</c>.</summary>
+    private static delegate* unmanaged[SuppressGCTransition]<byte> IsAnomalyEnabledFn;
+
+    /// <summary>LibTorchSharp's <c>THSAutograd_shouldCheckNaN</c>.</summary>
+    private static delegate* unmanaged[SuppressGCTransition]<byte> ShouldCheckNaNFn;
+
     /// <summary>LibTorchSharp's <c>THSAutograd_setGrad</c>.</summary>
     internal static delegate* unmanaged[SuppressGCTransition]<byte, void> SetGradFn;
 
@@ -131,10 +137,13 @@ internal static unsafe class NativeRuntime
             TensorElementSize = Export(torchSharp, "THSTensor_element_size"),
             TensorDeviceType = Export(torchSharp, "THSTensor_device_type"),
             TensorRequiresGrad = Export(torchSharp, "THSTensor_requires_grad"),
+            AutogradBackward = Export(torchSharp, "THSAutograd_backward"),
         };
         DisposeTensorFn = (delegate* unmanaged<IntPtr, void>)api.TensorDispose;
         IsGradEnabledFn = (delegate* unmanaged[SuppressGCTransition]<byte>)Export(torchSharp, "THSAutograd_isGradEnabled");
         SetGradFn = (delegate* unmanaged[SuppressGCTransition]<byte, void>)Export(torchSharp, "THSAutograd_setGrad");
+        IsAnomalyEnabledFn = (delegate* unmanaged[SuppressGCTransition]<byte>)Export(torchSharp, "THSAutograd_isAnomalyEnabled");
+        ShouldCheckNaNFn = (delegate* unmanaged[SuppressGCTransition]<byte>)Export(torchSharp, "THSAutograd_shouldCheckNaN");
         TensorQueries.NDimension = (delegate* unmanaged[SuppressGCTransition]<IntPtr, long>)Export(torchSharp, "THSTensor_ndimension");
         TensorQueries.SizeAt = (delegate* unmanaged[SuppressGCTransition]<IntPtr, long, long>)Export(torchSharp, "THSTensor_size");
         TensorQueries.RequiresGrad = (delegate* unmanaged[SuppressGCTransition]<IntPtr, byte>)Export(torchSharp, "THSTensor_requires_grad");
@@ -246,6 +255,10 @@ internal static unsafe class NativeRuntime
     /// <summary>Current grad mode, read from libtorch without allocating.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool IsGradEnabled() => IsGradEnabledFn() != 0;
+
+    /// <summary>Whether anomaly detection with NaN checks is on (thread-local in libtorch, as grad mode).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool ShouldCheckNaN() => IsAnomalyEnabledFn() != 0 && ShouldCheckNaNFn() != 0;
 
     /// <summary>Sets grad mode on this thread without allocating.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -82,33 +82,37 @@ internal class NodeState
             for (int i = 0; i < outputs.Length; i++)
             {
                 IntPtr h = outputs[i].Handle;
-                at = WriteRecord(meta, at, (int)TensorQueries.Dtype(h), h, dims[inputs.Length + i]);
+                at = WriteRecord(meta, at, i, h, dims[inputs.Length + i]);
             }
         }
         return meta;
     }
 
-    // A record is one header word, then the sizes. Header bits: 0-15 ndim, 16-23 device type,
-    // 24-39 device index + 1, 40-63 the tag (the Apply argument index for an edge, the dtype for an output).
+    // A record is one header word, then the sizes. Header bits: 0-7 ndim (libtorch allows at most 64), 8-15 dtype,
+    // 16-23 device type, 24-39 device index + 1, 40-63 the tag (the Apply argument index for an edge, the output
+    // index for an output).
     private static int WriteRecord(long[] meta, int at, int tag, IntPtr h, int dim)
     {
         DeviceType type = TensorQueries.DeviceType(h);
         // The CPU is one device: its index is never compared or used, so the getter is skipped (-1 is stored).
         int index = type == DeviceType.CPU ? -1 : TensorQueries.DeviceIndex(h);
-        meta[at] = (long)(uint)dim | ((long)type & 0xFF) << 16 | ((long)(index + 1) & 0xFFFF) << 24 | (long)tag << 40;
+        long dtype = (byte)TensorQueries.Dtype(h);
+        meta[at] = (long)(uint)dim | dtype << 8 | ((long)type & 0xFF) << 16 | ((long)(index + 1) & 0xFFFF) << 24 | (long)tag << 40;
         for (int d = 0; d < dim; d++)
             meta[at + 1 + d] = TensorQueries.Size(h, d);
         return at + 1 + dim;
     }
 
     /// <summary>Dimensions of the record at <paramref name="at"/>.</summary>
-    internal int NDim(int at) => (int)(Meta[at] & 0xFFFF);
+    internal int NDim(int at) => (int)(Meta[at] & 0xFF);
+
+    internal ScalarType DtypeAt(int at) => (ScalarType)((Meta[at] >> 8) & 0xFF);
 
     internal DeviceType DeviceTypeAt(int at) => (DeviceType)((Meta[at] >> 16) & 0xFF);
 
     internal int DeviceIndexAt(int at) => (int)((Meta[at] >> 24) & 0xFFFF) - 1;
 
-    /// <summary>The Apply argument index (edge records) or the dtype (output records).</summary>
+    /// <summary>The Apply argument index (edge records) or the output index (output records).</summary>
     internal int TagAt(int at) => (int)(Meta[at] >> 40);
 
     /// <summary>Size <paramref name="k"/> of the record at <paramref name="at"/>.</summary>

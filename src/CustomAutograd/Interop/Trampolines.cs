@@ -82,6 +82,7 @@ internal static unsafe class Trampolines
                 inputGrads = node.Function.GuardOnceDifferentiable(gradTensors, inputGrads ?? Array.Empty<Tensor?>());
 
             GradientValidation.MapToEdges(node, inputGrads, nResults);
+            GradientValidation.CheckNaN(node, inputGrads);
             t_lent = null;
             // One walk over the edge records (an edge's record says which Apply argument it belongs to).
             for (int e = 0, at = 0; e < nResults; e++, at = node.NextRecord(at))
@@ -207,7 +208,7 @@ internal static unsafe class Trampolines
         {
             if (gradTensors[i] is null)
             {
-                gradTensors[i] = torch.zeros(node.ShapeAt(at), (ScalarType)node.TagAt(at),
+                gradTensors[i] = torch.zeros(node.ShapeAt(at), node.DtypeAt(at),
                                              new Device(node.DeviceTypeAt(at), node.DeviceIndexAt(at)));
             }
             at = node.NextRecord(at);
