@@ -439,6 +439,24 @@ public sealed class CheckpointTests
         Assert.That(e!.InnerException, Is.TypeOf<ArgumentException>().With.Message.Contains("bad-recompute"));
     }
 
+    [TestCase(false)]
+    [TestCase(true)]
+    public void Backward_CustomFunctionInsideSegmentThrows_SurfacesWithTheOriginalException(bool declareParameters)
+    {
+        using var scope = NewDisposeScope();
+        UnaryFunction throwing = AutogradFunction.Create("InnerThrows", (ctx, t) => t * 2,
+                                                         (ctx, g) => throw new InvalidOperationException("inner-boom"));
+        Tensor w = Input(4);
+        Tensor x = Input(4);
+        var options = declareParameters ? new CheckpointOptions { Parameters = new[] { w } } : null;
+        Tensor y = Checkpoint.Run(t => throwing.Apply(t * w), x, options);
+        Exception? e = Assert.Catch(() => y.sum().backward());
+        Assert.That(e!.Message, Does.Contain("Checkpoint").And.Contain("inner-boom"));
+        Assert.That(AutogradFunction.TryGetBackwardException(e, out Exception? original), Is.True);
+        Assert.That(original, Is.TypeOf<CustomAutogradException>());
+        Assert.That(original!.InnerException, Is.TypeOf<InvalidOperationException>().With.Message.EqualTo("inner-boom"));
+    }
+
     [Test]
     public void Backward_RecomputeReturnsAnotherShape_ErrorExplainsTheSegmentMustRepeat()
     {

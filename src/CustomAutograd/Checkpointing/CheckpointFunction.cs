@@ -256,7 +256,7 @@ internal static class CheckpointFunction
     private static void GradientsIntoLeaves(IReadOnlyList<bool> needs, Tensor?[] inputs, List<Tensor> used,
                                             List<Tensor> usedGrads, bool createGraph, Tensor?[] result)
     {
-        torch.autograd.backward(used, usedGrads, retain_graph: createGraph, create_graph: createGraph);
+        Autograd.Backward(used, usedGrads, retainGraph: createGraph, createGraph: createGraph);
         for (int i = 0; i < inputs.Length; i++)
         {
             if (needs[i] && inputs[i] is { } t)
