@@ -35,7 +35,7 @@ public class CheckpointBenchmarks
         Setup.Global();
         ResidualBlock[] blocks = Enumerable.Range(0, Blocks).Select(_ => new ResidualBlock(Width, CPU)).ToArray();
         _model = nn.Sequential(blocks);
-        _wrapped = nn.Sequential(blocks.Select(b => (nn.Module<Tensor, Tensor>)new CheckpointModule(b)));
+        _wrapped = nn.Sequential(blocks.Select(b => new CheckpointModule(b)));
         _input = randn(Batch, Width);
         _target = randn(Batch, Width);
         _optimizer = optim.SGD(_model.parameters(), 1e-3);

@@ -20,11 +20,12 @@ if (options.Child is { } configuration)
 var results = new List<StepResult>();
 foreach (Configuration c in Enum.GetValues<Configuration>())
 {
-    Console.Error.WriteLine($"measuring '{ResultTable.Describe(c, options)}' in a fresh process ...");
-    StepResult? result = ChildProcess.Run(options, c);
-    if (result is null)
+    Console.Error.WriteLine($"measuring '{ResultTable.Describe(c, options)}': memory, then time, each in a fresh process ...");
+    StepResult? memory = ChildProcess.Run(options, c, forMemory: true);
+    StepResult? time = memory is null ? null : ChildProcess.Run(options, c, forMemory: false);
+    if (memory is null || time is null)
         return 1;
-    results.Add(result);
+    results.Add(memory with { StepSeconds = time.StepSeconds, CpuSeconds = time.CpuSeconds });
 }
 ResultTable.Write(options, results, Console.Out);
 if (options.PlotPath is { } path)

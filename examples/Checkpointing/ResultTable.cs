@@ -60,9 +60,11 @@ public static class ResultTable
         string memory = o.Device == "cuda" ? "GPU memory (nvidia-smi) after the step over before it" : "peak RSS over pre-step RSS";
         output.WriteLine(
             $"Residual MLP: {o.Blocks} blocks (Linear, GELU, Linear, LayerNorm + skip), width {o.Width}, batch {o.Batch}, float32, " +
-            $"{o.Device}, {none.Threads} libtorch thread(s); {o.Warmup} warm-up + {o.Steps} measured step(s) per configuration, " +
-            "each in a fresh process.");
-        output.WriteLine($"Memory: {memory}. One activation (batch × width × 4 B) = {Mib(activation)}.");
+            $"{o.Device}, {none.Threads} libtorch thread(s).");
+        output.WriteLine(
+            $"Memory: {memory}, one step after {o.Warmup} warm-up step(s), in a fresh process with MALLOC_MMAP_THRESHOLD_=131072. " +
+            $"Time: median of {o.Steps} steps after {o.Warmup} warm-up step(s), in another fresh process with the default allocator. " +
+            $"One activation (batch × width × 4 B) = {Mib(activation)}.");
         output.WriteLine();
         output.WriteLine("| configuration | blocks checkpointed | peak memory | in activations | memory vs none | step time | time vs none | CPU time | CPU vs none | last loss |");
         output.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");

@@ -51,9 +51,10 @@ public sealed record StepResult(Configuration Configuration, long PeakBytes, lon
 /// </summary>
 /// <remarks>
 /// CPU memory is the process's resident set: the peak (VmHWM in /proc/self/status) after resetting it through
-/// /proc/self/clear_refs, minus VmRSS right before the step. The parent sets MALLOC_MMAP_THRESHOLD_=131072 for
-/// this process, so glibc serves every block of 128 KiB or more with its own mapping and returns it when freed;
-/// without it glibc raises the threshold after the first large frees and the peak measures heap fragmentation.
+/// /proc/self/clear_refs, minus VmRSS right before the step. For the memory the parent sets
+/// MALLOC_MMAP_THRESHOLD_=131072, so glibc serves every block of 128 KiB or more with its own mapping and returns it
+/// when freed; without it glibc raises the threshold after the first large frees and the peak measures heap
+/// fragmentation. The time comes from another child with the default allocator (see <see cref="ChildProcess"/>).
 /// CUDA memory is the process's GPU memory as nvidia-smi reports it: libtorch's caching allocator keeps what it
 /// reserved at the step's peak, so the figure after the steps minus the one before is the peak the steps reserved
 /// (TorchSharp 0.107 exposes no CUDA memory statistics).
@@ -80,7 +81,7 @@ public static class StepMeasurement
         ResidualBlock[] blocks = Enumerable.Range(0, o.Blocks).Select(_ => new ResidualBlock(o.Width, device)).ToArray();
         using Sequential model = nn.Sequential(blocks);
         // The same blocks, each wrapped; not disposed separately (disposing the model disposes the blocks).
-        Sequential wrapped = nn.Sequential(blocks.Select(b => (nn.Module<Tensor, Tensor>)new CheckpointModule(b)));
+        Sequential wrapped = nn.Sequential(blocks.Select(b => new CheckpointModule(b)));
         Func<Tensor, Tensor> forward = configuration switch
         {
             Configuration.None => model.call,
