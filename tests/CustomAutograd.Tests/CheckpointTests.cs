@@ -213,7 +213,7 @@ public sealed class CheckpointTests
         torch.manual_seed(3);
         using Sequential inner = build();
         using Sequential wrapped = nn.Sequential(Enumerable.Range(0, inner.Count)
-            .Select(i => (nn.Module<Tensor, Tensor>)new CheckpointModule((nn.Module<Tensor, Tensor>)inner[i])));
+            .Select(i => new CheckpointModule((nn.Module<Tensor, Tensor>)inner[i])));
         StepResult expected = Step(plain, t => plain.call(t), x, seed);
         StepResult actual = Step(wrapped, t => wrapped.call(t), x, seed);
         // The wrapper registers the wrapped module as "module": same parameters, one more name level.
@@ -245,6 +245,8 @@ public sealed class CheckpointTests
         using var scope = NewDisposeScope();
         Tensor x = Input(3);
         Assert.That(() => Checkpoint.Run((h, other) => h * other, x, Input(3)),
+                    Throws.ArgumentException.With.Message.Contains("pass tensors as inputs"));
+        Assert.That(() => Checkpoint.Run((h, a) => h * a.Item2 * a.Item1, x, (2.0, Input(3))),
                     Throws.ArgumentException.With.Message.Contains("pass tensors as inputs"));
     }
 

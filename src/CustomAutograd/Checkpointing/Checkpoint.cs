@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 using System;
 using System.Collections.Generic;
+using System.Runtime.CompilerServices;
 using static TorchSharp.torch;
 
 namespace CustomAutograd;
@@ -64,7 +65,8 @@ public static class Checkpoint
     /// Runs a function of one tensor and typed non-tensor arguments as a checkpointed segment; the arguments
     /// reach the function in the forward and in the recompute.
     /// </summary>
-    /// <typeparam name="TArgs">The arguments' type (a number, a tuple, a record). Not a tensor: tensors are inputs.</typeparam>
+    /// <typeparam name="TArgs">The arguments' type (a number, a tuple, a record). Not a tensor, nor a tuple holding one:
+    /// tensors are inputs (the array form), so that they are saved and get gradients.</typeparam>
     /// <param name="function">The segment.</param>
     /// <param name="input">The input.</param>
     /// <param name="args">The non-tensor arguments.</param>
@@ -74,7 +76,7 @@ public static class Checkpoint
     {
         ArgumentNullException.ThrowIfNull(function);
         ArgumentNullException.ThrowIfNull(input);
-        RefuseTensorArgs<TArgs>();
+        RefuseTensorArgs(args);
         return CheckpointFunction.Apply(xs => new[] { function(xs[0]!, args) }, new Tensor?[] { input }, null, options)[0];
     }
 
@@ -91,7 +93,7 @@ public static class Checkpoint
     {
         ArgumentNullException.ThrowIfNull(function);
         ArgumentNullException.ThrowIfNull(inputs);
-        RefuseTensorArgs<TArgs>();
+        RefuseTensorArgs(args);
         return CheckpointFunction.Apply(xs => function(xs!, args), (Tensor?[])inputs.Clone(), null, options);
     }
 
@@ -206,13 +208,19 @@ public static class Checkpoint
         return parameters;
     }
 
-    private static void RefuseTensorArgs<TArgs>()
+    private static void RefuseTensorArgs<TArgs>(TArgs args)
     {
-        if (typeof(Tensor).IsAssignableFrom(typeof(TArgs)))
+        bool holdsTensor = args is Tensor;
+        if (args is ITuple tuple)
+        {
+            for (int i = 0; i < tuple.Length && !holdsTensor; i++)
+                holdsTensor = tuple[i] is Tensor;
+        }
+        if (holdsTensor)
         {
             throw new ArgumentException(
                 "a tensor was passed as the non-tensor arguments of a checkpoint; pass tensors as inputs (the array " +
-                "form) so that they are saved and get gradients.", "args");
+                "form) so that they are saved and get gradients.", nameof(args));
         }
     }
 }
