@@ -184,17 +184,38 @@ public static class Checkpoint
         for (int start = 0; start < checkpointed; start += size)
         {
             int first = start;
-            x = CheckpointFunction.Apply(xs => new[] { RunChunk(modules, first, size, xs[0]!) }, new Tensor?[] { x },
-                                         ParametersOf(modules, first, size), options)[0];
+            Tensor next = CheckpointFunction.Apply(xs => new[] { RunChunk(modules, first, size, xs[0]!) }, new Tensor?[] { x },
+                                                   ParametersOf(modules, first, size), options)[0];
+            DisposeIntermediate(x, next, input);
+            x = next;
         }
-        return RunChunk(modules, checkpointed, modules.Count - checkpointed, x);
+        Tensor output = RunChunk(modules, checkpointed, modules.Count - checkpointed, x);
+        DisposeIntermediate(x, output, input);
+        return output;
     }
 
+    /// <summary>Runs modules[start..start+count) on <paramref name="x"/>, disposing the intermediate results as it goes.</summary>
     private static Tensor RunChunk(IReadOnlyList<nn.IModule<Tensor, Tensor>> modules, int start, int count, Tensor x)
     {
+        Tensor chunkInput = x;
         for (int i = start; i < start + count; i++)
-            x = modules[i].call(x);
+        {
+            Tensor next = modules[i].call(x);
+            DisposeIntermediate(x, next, chunkInput);
+            x = next;
+        }
         return x;
+    }
+
+    /// <summary>
+    /// Disposes an intermediate result once the next module has used it, as TorchSharp's <c>Sequential</c> does: the
+    /// autograd graph holds what the backward needs, so the caller's dispose scope does not keep every activation
+    /// (or chunk output) alive until it ends. The caller's input and a result passed on unchanged are kept.
+    /// </summary>
+    private static void DisposeIntermediate(Tensor used, Tensor next, Tensor input)
+    {
+        if (!ReferenceEquals(used, input) && !ReferenceEquals(used, next))
+            used.Dispose();
     }
 
     private static List<Tensor> ParametersOf(IReadOnlyList<nn.IModule<Tensor, Tensor>> modules, int start, int count)
