@@ -24,7 +24,7 @@ public sealed class PyTorchPortTestAutogradTests
             (ctx, t, pyscalar) =>
             {
                 ctx.SaveForBackward(t[0], t[1]);
-                return new[] { t[0] + pyscalar * t[1] + t[0] * t[1] };
+                return new[] { t[0]! + pyscalar * t[1]! + t[0]! * t[1]! };
             },
             (ctx, g, pyscalar) =>
             {
@@ -39,7 +39,7 @@ public sealed class PyTorchPortTestAutogradTests
     private static (Tensor X, Tensor Y) FunctionTest(MultiFunction<int> cls)
     {
         Tensor x = PyTorchPort.Randn(5, 5), y = PyTorchPort.Randn(5, 5);
-        Tensor result = cls.Apply(2, x, y)[0];
+        Tensor result = cls.Apply(new[] { x, y }, 2)[0];
         Tensor go = torch.ones(Array.Empty<long>(), dtype: F64, requires_grad: true);
         result.sum().backward(new[] { go }, create_graph: true);
 
@@ -183,7 +183,7 @@ public sealed class PyTorchPortTestAutogradTests
             "Func",
             (ctx, x) =>
             {
-                Tensor out0 = x[0].clone(), out1 = x[0].clone();
+                Tensor out0 = x[0]!.clone(), out1 = x[0]!.clone();
                 ctx.MarkNonDifferentiable(out1);
                 ctx.SetMaterializeGrads(false);
                 return new[] { out0, out1 };
@@ -222,7 +222,7 @@ public sealed class PyTorchPortTestAutogradTests
         Exception? e = Assert.Catch(() => t3.sum().backward());
 
         Assert.That(e!.Message, Does.Contain("Simulate error on backward pass"));
-        Assert.That(AutogradFunction.TryGetBackwardException(e, out Exception? original), Is.True);
+        Assert.That(AutogradDiagnostics.TryGetBackwardException(e, out Exception? original), Is.True);
         Assert.That(original!.Message, Is.EqualTo("Simulate error on backward pass"));
     }
 
@@ -240,7 +240,7 @@ public sealed class PyTorchPortTestAutogradTests
             "MyFunction",
             (ctx, t, scale) =>
             {
-                Tensor t1 = t[0], t2 = t[1], t3 = t[2];
+                Tensor t1 = t[0]!, t2 = t[1]!, t3 = t[2]!;
                 Tensor t4 = t1 + t2 * t3;
                 Tensor t5 = t1 * t2 + t3;
                 t4.mul_(scale);
@@ -265,7 +265,7 @@ public sealed class PyTorchPortTestAutogradTests
         Tensor t3 = torch.rand(10, dtype: F64);
         const int Scale = 7;
 
-        Tensor[] res = f.Apply(Scale, t1, t2, t3);
+        Tensor[] res = f.Apply(new[] { t1, t2, t3 }, Scale);
         PyTorchPort.AssertEqual(res[0], (t1 + t2 * t3) * Scale, "t4");
         PyTorchPort.AssertEqual(res[1], (t1 * t2 + t3) * Scale, "t5");
         PyTorchPort.AssertEqual(res[2], t1, "t1");
@@ -323,7 +323,7 @@ public sealed class PyTorchPortTestAutogradTests
             "MyFunction",
             (ctx, input) =>
             {
-                Tensor a = input[0] + 1, b = input[0] + 2;
+                Tensor a = input[0]! + 1, b = input[0]! + 2;
                 ctx.MarkNonDifferentiable(a);
                 return new[] { a, b };
             },
@@ -379,7 +379,7 @@ public sealed class PyTorchPortTestAutogradTests
             "DoubleDuplicate",
             (ctx, x) =>
             {
-                Tensor output = x[0] * 2;
+                Tensor output = x[0]! * 2;
                 return new[] { output, output };
             },
             (ctx, g) => new[] { g[0]! * 2 + g[1]! * 2 });
@@ -404,9 +404,9 @@ public sealed class PyTorchPortTestAutogradTests
             "DoubleInplace",
             (ctx, x) =>
             {
-                x[0].mul_(2);
-                ctx.MarkDirty(x[0]);
-                return new[] { x[0], x[0] };
+                x[0]!.mul_(2);
+                ctx.MarkDirty(x[0]!);
+                return new[] { x[0]!, x[0]! };
             },
             (ctx, g) => new[] { g[0]! * 2 + g[1]! * 2 });
         Tensor x = PyTorchPort.Randn(5, 5);
@@ -462,7 +462,7 @@ public sealed class PyTorchPortTestAutogradTests
     {
         using var scope = NewDisposeScope();
         MultiFunction f = AutogradFunction.CreateMulti(
-            "MyFn", (ctx, input) => new[] { input[0] }, (ctx, g) => new[] { g[0], null, null });
+            "MyFn", (ctx, input) => new[] { input[0]! }, (ctx, g) => new[] { g[0], null, null });
         Tensor x = PyTorchPort.Randn(5, 5);
 
         f.Apply(x)[0].sum().backward();
@@ -472,7 +472,7 @@ public sealed class PyTorchPortTestAutogradTests
         // Beyond the original: extra gradients that are not None are an error (libtorch's validate_outputs:
         // "function MyFnBackward returned an incorrect number of gradients (expected 1, got 2)").
         MultiFunction tooMany = AutogradFunction.CreateMulti(
-            "MyFn", (ctx, input) => new[] { input[0] }, (ctx, g) => new[] { g[0], g[0] });
+            "MyFn", (ctx, input) => new[] { input[0]! }, (ctx, g) => new[] { g[0], g[0] });
         Assert.That(PyTorchPort.ErrorText(() => tooMany.Apply(x)[0].sum().backward()),
                     Does.Contain("incorrect number of gradients").And.Contain("expected 1, got 2"));
     }
@@ -721,7 +721,7 @@ public sealed class PyTorchPortTestAutogradTests
         using var scope = NewDisposeScope();
         MultiFunction identity = AutogradFunction.CreateMulti(
             "Identity",
-            (ctx, ab) => new[] { ab[0], ab[0] + ab[1] },
+            (ctx, ab) => new[] { ab[0]!, ab[0]! + ab[1]! },
             (ctx, g) => new[] { g[0]! + g[1]!, g[1] });
         Tensor x = PyTorchPort.Randn(5, 5), y = PyTorchPort.Randn(5, 5);
 
@@ -743,8 +743,8 @@ public sealed class PyTorchPortTestAutogradTests
             "Inplace",
             (ctx, ab) =>
             {
-                ctx.MarkDirty(ab[0]);
-                return new[] { ab[0].add_(ab[1]), ab[1] + 2 };
+                ctx.MarkDirty(ab[0]!);
+                return new[] { ab[0]!.add_(ab[1]!), ab[1]! + 2 };
             },
             (ctx, g) => new[] { g[0], g[0]! + g[1]! });
         Tensor x = torch.randn(new long[] { 5, 5 }, dtype: F64);
@@ -893,7 +893,7 @@ public sealed class PyTorchPortTestAutogradTests
         using var scope = NewDisposeScope();
         MultiFunction multiOutputFn = AutogradFunction.CreateMulti(
             "MultiOutputFn",
-            (ctx, x) => new[] { x[0].slice(0, 0, 5, 1), x[0].slice(0, 5, 10, 1) },
+            (ctx, x) => new[] { x[0]!.slice(0, 0, 5, 1), x[0]!.slice(0, 5, 10, 1) },
             (ctx, grad) => new[] { torch.cat(new[] { grad[0]!, grad[1]! }) });
         UnaryFunction testFn = AutogradFunction.Create(
             "TestFn",
@@ -1038,7 +1038,7 @@ public sealed class PyTorchPortTestAutogradTests
             {
                 inForward = ctx.NeedsInputGrad.ToArray();
                 ctx.SaveForBackward(t[0], t[1], t[2]);
-                return new[] { t[0] * t[1] * t[2] };
+                return new[] { t[0]! * t[1]! * t[2]! };
             },
             (ctx, g) =>
             {

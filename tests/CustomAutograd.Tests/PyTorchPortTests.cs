@@ -77,7 +77,7 @@ public sealed class PyTorchPortCustomAutogradTests
         (ctx, v, mul) =>
         {
             ctx.SaveForBackward(v[0], v[1]);
-            return new[] { v[0] + mul * v[1] + v[0] * v[1] };
+            return new[] { v[0]! + mul * v[1]! + v[0]! * v[1]! };
         },
         (ctx, g, mul) =>
         {
@@ -113,7 +113,7 @@ public sealed class PyTorchPortCustomAutogradTests
     {
         using var scope = NewDisposeScope();
         Tensor x = PyTorchPort.Randn(5, 5), y = PyTorchPort.Randn(5, 5);
-        Tensor res = MyFunctionWithMul.Apply(2, x, y)[0];
+        Tensor res = MyFunctionWithMul.Apply(new[] { x, y }, 2)[0];
         Tensor go = torch.ones(Array.Empty<long>(), dtype: F64, requires_grad: true);
 
         res.sum().backward(new[] { go }, retain_graph: false, create_graph: true);
@@ -132,7 +132,7 @@ public sealed class PyTorchPortCustomAutogradTests
             (ctx, tensors) =>
             {
                 ctx.SaveForBackward(tensors);
-                return new[] { tensors[0] + tensors[1] + tensors[0] * tensors[1] };
+                return new[] { tensors[0]! + tensors[1]! + tensors[0]! * tensors[1]! };
             },
             (ctx, g) =>
             {
@@ -163,13 +163,13 @@ public sealed class PyTorchPortCustomAutogradTests
         Tensor x = PyTorchPort.Randn(5, 5), y = PyTorchPort.Randn(5, 5);
         Tensor go = torch.ones_like(x);
 
-        Tensor gradX = Autograd.Grad(new[] { MyFunctionWithMul.Apply(2, x, y)[0] }, new[] { x }, new[] { go })[0]!;
+        Tensor gradX = Autograd.Grad(new[] { MyFunctionWithMul.Apply(new[] { x, y }, 2)[0] }, new[] { x }, new[] { go })[0]!;
         PyTorchPort.AssertEqual(gradX, y + 1, "grad_x");
 
-        Tensor gradY = Autograd.Grad(new[] { MyFunctionWithMul.Apply(2, x, y)[0] }, new[] { y }, new[] { go })[0]!;
+        Tensor gradY = Autograd.Grad(new[] { MyFunctionWithMul.Apply(new[] { x, y }, 2)[0] }, new[] { y }, new[] { go })[0]!;
         PyTorchPort.AssertEqual(gradY, x + 2, "grad_y");
 
-        Tensor?[] grads = Autograd.Grad(new[] { MyFunctionWithMul.Apply(2, x, y)[0] }, new[] { x, y }, new[] { go });
+        Tensor?[] grads = Autograd.Grad(new[] { MyFunctionWithMul.Apply(new[] { x, y }, 2)[0] }, new[] { x, y }, new[] { go });
         PyTorchPort.AssertEqual(grads[0], y + 1, "grads[0]");
         PyTorchPort.AssertEqual(grads[1], x + 2, "grads[1]");
         Assert.That(x.grad, Is.Null, "grad() does not touch .grad");
@@ -352,7 +352,7 @@ public sealed class PyTorchPortCustomAutogradTests
             "MyFunction",
             (ctx, input) =>
             {
-                Tensor a = input[0] + 1, b = input[0] + 2;
+                Tensor a = input[0]! + 1, b = input[0]! + 2;
                 ctx.MarkNonDifferentiable(a);
                 return new[] { a, b };
             },
@@ -404,8 +404,8 @@ public sealed class PyTorchPortCustomAutogradTests
             "Inplace",
             (ctx, ab) =>
             {
-                ctx.MarkDirty(ab[0]);
-                return new[] { ab[0].add_(ab[1]), ab[1] + 2 };
+                ctx.MarkDirty(ab[0]!);
+                return new[] { ab[0]!.add_(ab[1]!), ab[1]! + 2 };
             },
             (ctx, g) => new[] { g[0], g[0]! + g[1]! });
         Tensor x = torch.randn(new long[] { 5, 5 }, dtype: F64);
@@ -427,9 +427,9 @@ public sealed class PyTorchPortCustomAutogradTests
         "DoubleInplace",
         (ctx, xs) =>
         {
-            xs[0].mul_(2);
-            ctx.MarkDirty(xs[0]);
-            return new[] { xs[0], xs[0] };
+            xs[0]!.mul_(2);
+            ctx.MarkDirty(xs[0]!);
+            return new[] { xs[0]!, xs[0]! };
         },
         (ctx, g) => new[] { g[0]! * 2 + g[1]! * 2 });
 
@@ -453,7 +453,7 @@ public sealed class PyTorchPortCustomAutogradTests
             "DoubleDuplicate",
             (ctx, xs) =>
             {
-                Tensor output = xs[0] * 2;
+                Tensor output = xs[0]! * 2;
                 return new[] { output, output };
             },
             (ctx, g) => new[] { g[0]! * 2 + g[1]! * 2 });
@@ -537,7 +537,7 @@ public sealed class PyTorchPortCustomAutogradTests
     {
         using var scope = NewDisposeScope();
         MultiFunction f = AutogradFunction.CreateMulti(
-            "MyFunction", (ctx, input) => new[] { input[0] }, (ctx, g) => new[] { g[0], null, null });
+            "MyFunction", (ctx, input) => new[] { input[0]! }, (ctx, g) => new[] { g[0], null, null });
         Tensor x = PyTorchPort.Randn(5, 5);
 
         f.Apply(x)[0].sum().backward();
@@ -549,14 +549,14 @@ public sealed class PyTorchPortCustomAutogradTests
         "F1",
         (ctx, input) =>
         {
-            Tensor output = torch.randn(input[0].shape, dtype: input[0].dtype);
+            Tensor output = torch.randn(input[0]!.shape, dtype: input[0]!.dtype);
             ctx.MarkNonDifferentiable(output);
-            return new[] { input[0], output };
+            return new[] { input[0]!, output };
         },
         (ctx, g) => new[] { g[0] });
 
     internal static readonly MultiFunction DepNoGradF2 = AutogradFunction.CreateMulti(
-        "F2", (ctx, inputs) => new[] { inputs[0] }, (ctx, g) => new[] { g[0], null });
+        "F2", (ctx, inputs) => new[] { inputs[0]! }, (ctx, g) => new[] { g[0], null });
 
     [Test]
     public void CustomAutogradTest_DepNoGrad()

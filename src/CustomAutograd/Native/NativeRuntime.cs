@@ -5,8 +5,10 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading;
 using TorchSharp;
+using CustomAutograd.Graph;
+using CustomAutograd.TorchSharpInternals;
 
-namespace CustomAutograd.Interop;
+namespace CustomAutograd.Native;
 
 /// <summary>
 /// Loads the shim, resolves LibTorchSharp's exports (and libtorch's keep-graph query) from the
