@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Uses CustomAutograd the ways a user does, each from a console project outside the repository, and checks that
 # it runs on this machine (Debian 12's libstdc++ lacks the GLIBCXX_3.4.32 that TorchSharp 0.107 requires):
-#   a) the package from a local folder feed, with a version unique to this run;
+#   a) the package from a local folder feed, with a version unique to this run (and the warning for win-x64);
 #   b) a project reference to src/CustomAutograd/CustomAutograd.csproj: bare (the library's start-up fallback loads a
 #      patched copy), then with the one import line (the build step patches the output);
 #   c) `dotnet publish` of the package consumer with an empty NuGet cache, run from the publish folder;
@@ -120,6 +120,10 @@ echo "$package_config" > "$a/NuGet.config"
 (cd "$a" && dotnet build -c Release -v quiet -nologo)
 assert_weak "$a/bin/Release/net10.0/runtimes/linux-x64/native/libLibTorchSharp.so"
 run_consumer "$a" CUSTOMAUTOGRAD_LIBSTDCXX_FALLBACK=0
+# A runtime identifier without a native shim gets a build warning (the check alone: no win-x64 restore needed).
+(cd "$a" && dotnet msbuild -nologo -v minimal -t:CustomAutogradCheckRuntimeIdentifier -p:RuntimeIdentifier=win-x64) > "$work/rid.log"
+grep -q "warning CA0101: CustomAutograd supplies its native shim for linux-x64 only; runtime identifier 'win-x64'" "$work/rid.log" \
+  || { cat "$work/rid.log"; fail "a: no CA0101 warning for win-x64"; }
 done_step a
 
 # ---- b) a project reference from outside the repository ---------------------------------------------------
