@@ -8,9 +8,16 @@
 // older libstdc++ (Debian 12 stops at GLIBCXX_3.4.30) refuse to load the library. Marking that one
 // requirement VER_FLG_WEAK in .gnu.version_r makes glibc's loader accept the library there.
 //
-// This file is compiled twice: by MSBuild's RoslynCodeTaskFactory (against .NET Standard, so it keeps
-// to netstandard2.0 APIs and to language features that need no extra runtime types), and into the
-// test project with CA_NO_MSBUILD defined, which leaves out the MSBuild task wrapper.
+// This one file is compiled three ways: into CustomAutograd.Build.Tasks.dll (build/tasks/*.csproj, netstandard2.0),
+// the task the NuGet package ships compiled; by MSBuild's RoslynCodeTaskFactory when a build imports
+// build/LibStdCxxCompat.targets from the repository (so it keeps to netstandard2.0 APIs and to language
+// features that need no extra runtime types); and into CustomAutograd.dll with CA_NO_MSBUILD and CA_ELF_INTERNAL
+// defined (no task wrapper, internal types), where the start-up fallback uses it and the tests reach it.
+//
+// Why hand-written rather than LibObjectFile: the edit is two bytes (vna_flags) at an offset found by walking
+// .gnu.version_r; LibObjectFile 2.3 has no typed GNU versioning sections (this walk would stay), targets net8.0+
+// only (a task must also load in .NET Framework MSBuild), adds about 0.9 MB, and writing through its object
+// model re-serialises the whole file instead of leaving every other byte as it was.
 
 #nullable enable
 
@@ -28,7 +35,12 @@ namespace CustomAutograd.Build
     /// One version requirement (an <c>Elf64_Vernaux</c> entry of the <c>.gnu.version_r</c> section):
     /// the library a version is required from, the version's name and its flags.
     /// </summary>
-    public sealed class VersionRequirement
+#if CA_ELF_INTERNAL
+    internal
+#else
+    public
+#endif
+    sealed class VersionRequirement
     {
         /// <summary>Creates a requirement record.</summary>
         /// <param name="fileName">The library the version is required from (<c>vn_file</c>), e.g. <c>libstdc++.so.6</c>.</param>
@@ -62,7 +74,12 @@ namespace CustomAutograd.Build
     /// Reads and edits the GNU symbol-versioning sections of ELF64 little-endian files
     /// (<c>.gnu.version_r</c>, <c>.gnu.version_d</c>), and looks up the system's libstdc++.
     /// </summary>
-    public static class ElfSymbolVersions
+#if CA_ELF_INTERNAL
+    internal
+#else
+    public
+#endif
+    static class ElfSymbolVersions
     {
         /// <summary>The section type of <c>.gnu.version_d</c> (<c>SHT_GNU_verdef</c>).</summary>
         public const int ShtGnuVerdef = 0x6ffffffd;
@@ -766,9 +783,10 @@ namespace CustomAutograd.Build
 
 #if !CA_NO_MSBUILD
     /// <summary>
-    /// MSBuild task: on Linux, when the system's libstdc++ lacks <see cref="Version"/>, marks the requirement on
-    /// that version weak in each of <see cref="Files"/> (TorchSharp's <c>libLibTorchSharp.so</c>) so that the
-    /// library loads.
+    /// MSBuild task: marks the requirement on <see cref="Version"/> weak in each of <see cref="Files"/>
+    /// (TorchSharp's <c>libLibTorchSharp.so</c> in a build or publish output), so that the library loads with
+    /// an older libstdc++. It patches whatever the build machine's libstdc++ is: what matters is the machine
+    /// the output runs on, and a weak requirement is harmless where the version exists.
     /// </summary>
     public sealed class PatchLibStdCxxRequirement : Microsoft.Build.Utilities.Task
     {
@@ -779,8 +797,11 @@ namespace CustomAutograd.Build
         /// <summary>The version requirement to weaken; <c>GLIBCXX_3.4.32</c> unless set.</summary>
         public string Version { get; set; } = "GLIBCXX_3.4.32";
 
-        /// <summary>Patch even when the system's libstdc++ provides <see cref="Version"/> (for tests).</summary>
-        public bool Force { get; set; }
+        /// <summary>
+        /// The libstdc++ to report as the build machine's (default: the system's, found with <c>ldconfig</c>).
+        /// It only changes the message: the files are patched either way.
+        /// </summary>
+        public string? BuildMachineLibStdCxx { get; set; }
 
         /// <inheritdoc />
         public override bool Execute()
@@ -788,28 +809,13 @@ namespace CustomAutograd.Build
             string current = "(none)";
             try
             {
-                if (!RuntimeInformation.IsOSPlatform(OSPlatform.Linux))
-                {
-                    Log.LogMessage(Microsoft.Build.Framework.MessageImportance.Low, "CustomAutograd: not on Linux, no libstdc++ compatibility step needed.");
-                    return true;
-                }
-
                 if (string.IsNullOrEmpty(Version))
                 {
                     Log.LogError("CustomAutograd: PatchLibStdCxxRequirement needs a Version.");
                     return false;
                 }
 
-                if (!Force && ElfSymbolVersions.SystemProvides(Version))
-                {
-                    Log.LogMessage(
-                        Microsoft.Build.Framework.MessageImportance.Normal,
-                        "CustomAutograd: this system's libstdc++ ({0}) provides {1}; TorchSharp's native library needs no patch.",
-                        ElfSymbolVersions.FindSystemLibStdCxx(),
-                        Version);
-                    return true;
-                }
-
+                string buildMachine = DescribeBuildMachine();
                 foreach (Microsoft.Build.Framework.ITaskItem item in Files ?? Array.Empty<Microsoft.Build.Framework.ITaskItem>())
                 {
                     current = item.GetMetadata("FullPath");
@@ -825,22 +831,14 @@ namespace CustomAutograd.Build
                     }
 
                     int changed = ElfSymbolVersions.WeakenRequirement(current, Version);
-                    if (changed > 0)
-                    {
-                        Log.LogMessage(
-                            Microsoft.Build.Framework.MessageImportance.High,
-                            "CustomAutograd: weakened {0} requirement of {1} so TorchSharp loads with this system's libstdc++ (set CustomAutogradLibStdCxxCompat=false to disable)",
-                            Version,
-                            current);
-                    }
-                    else
-                    {
-                        Log.LogMessage(
-                            Microsoft.Build.Framework.MessageImportance.Low,
-                            "CustomAutograd: {0} has no strong {1} requirement; unchanged.",
-                            current,
-                            Version);
-                    }
+                    Log.LogMessage(
+                        changed > 0 ? Microsoft.Build.Framework.MessageImportance.High : Microsoft.Build.Framework.MessageImportance.Low,
+                        changed > 0
+                            ? "CustomAutograd: weakened the {0} requirement of {1}, so TorchSharp loads with older libstdc++ versions too ({2}; set CustomAutogradLibStdCxxCompat=false to disable)"
+                            : "CustomAutograd: {1} has no strong {0} requirement; unchanged ({2})",
+                        Version,
+                        current,
+                        buildMachine);
                 }
 
                 return !Log.HasLoggedErrors;
@@ -854,6 +852,27 @@ namespace CustomAutograd.Build
                     ex.Message);
                 return false;
             }
+        }
+
+        private string DescribeBuildMachine()
+        {
+            string? library = string.IsNullOrEmpty(BuildMachineLibStdCxx) ? ElfSymbolVersions.FindSystemLibStdCxx() : BuildMachineLibStdCxx;
+            if (library == null)
+            {
+                return "no libstdc++ on this build machine";
+            }
+
+            bool provides = false;
+            foreach (string name in ElfSymbolVersions.ReadDefinitions(library))
+            {
+                provides |= string.Equals(name, Version, StringComparison.Ordinal);
+            }
+
+            return string.Format(
+                CultureInfo.InvariantCulture,
+                "this build machine's libstdc++ {0} {1} it, which does not matter where the output runs",
+                library,
+                provides ? "provides" : "lacks");
         }
     }
 #endif

@@ -2,7 +2,9 @@
 using System;
 using System.Collections.Generic;
 using System.Runtime.CompilerServices;
-using CustomAutograd.Interop;
+using CustomAutograd.Graph;
+using CustomAutograd.Native;
+using CustomAutograd.TorchSharpInternals;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,38 +1,81 @@
 // SPDX-License-Identifier: MIT
-using CustomAutograd.Interop;
+using System;
+using CustomAutograd.Graph;
+using CustomAutograd.Native;
+using Microsoft.Extensions.Logging;
 
 namespace CustomAutograd;
 
-/// <summary>Counters kept by the native shim (process-wide, since start).</summary>
-/// <param name="LiveNodes">Graph nodes created by custom functions and not yet destroyed by libtorch.</param>
-/// <param name="LiveSavedTensors">Saved variables held by live nodes.</param>
-/// <param name="LiveClosures">libffi closures allocated (in use or pooled for reuse).</param>
-/// <param name="PooledNodes">Node records waiting in the shim's reuse pool.</param>
-/// <param name="NodesCreated">Nodes created since start.</param>
-/// <param name="BackwardCalls">Backward calls since start.</param>
-/// <param name="BackwardFailures">Backward calls that failed since start.</param>
-public readonly record struct NativeCounters(
-    long LiveNodes, long LiveSavedTensors, long LiveClosures, long PooledNodes, long NodesCreated,
-    long BackwardCalls, long BackwardFailures);
-
-/// <summary>Diagnostics of the library as a whole.</summary>
+/// <summary>
+/// The one entry point for the library's diagnostics: logging, counters, the meter's name, the exceptions
+/// Backwards threw, and failures of diagnostics themselves.
+/// </summary>
+/// <remarks>
+/// <para>Logging: category <c>CustomAutograd</c>. Debug: function creation and native shim initialisation. Error:
+/// every Backward failure, with the original exception and its stack trace. Trace: one line per Apply and per
+/// Backward with tensor shapes, only when <see cref="TraceCalls"/> is set as well (a training loop would otherwise
+/// write thousands of lines a second).</para>
+/// <para>Metrics: the meter <see cref="MeterName"/> publishes <c>customautograd.applications</c>,
+/// <c>customautograd.backward.calls</c>, <c>customautograd.backward.failures</c>, <c>customautograd.nodes.live</c>
+/// and the histogram <c>customautograd.backward.duration</c> (seconds), each tagged with the function's name
+/// (<c>customautograd.function</c>). Watch them with <c>dotnet-counters monitor --counters CustomAutograd</c>.</para>
+/// <para>A logger or a metrics listener that throws never fails an Apply or a Backward; see
+/// <see cref="DiagnosticsFailure"/>.</para>
+/// </remarks>
 public static class AutogradDiagnostics
 {
-    /// <summary>Reads the native shim's counters (loads the shim if needed).</summary>
-    /// <returns>A snapshot.</returns>
-    public static NativeCounters ReadNativeCounters()
+    /// <summary>The name of the library's <see cref="System.Diagnostics.Metrics.Meter"/>.</summary>
+    public const string MeterName = Diagnostics.Metrics.MeterName;
+
+    /// <summary>The name of the tag that carries the function's name on every measurement.</summary>
+    public const string FunctionTag = Diagnostics.Metrics.FunctionTag;
+
+    /// <summary>The factory the library logs through; null (the default) turns logging off and makes it free.</summary>
+    public static ILoggerFactory? LoggerFactory
     {
-        CaStats s = NativeRuntime.ReadStats();
-        return new NativeCounters(s.LiveNodes, s.LiveSaved, s.LiveClosures, s.PooledNodes, s.NodesCreated,
-                                  s.BackwardCalls, s.BackwardFailures);
+        get => Diagnostics.Log.Factory;
+        set => Diagnostics.Log.Configure(value);
     }
 
     /// <summary>
-    /// The first exception that a logger (<see cref="AutogradLogging.LoggerFactory"/>) or a metrics listener threw
-    /// inside the library, or null. Such failures never fail an Apply or a Backward: they are contained, and the
-    /// first one is kept here and written once to standard error.
+    /// Whether each Apply and each Backward writes a Trace line (with the tensors' shapes) when Trace is enabled
+    /// for the <c>CustomAutograd</c> category. Off by default.
     /// </summary>
-    public static System.Exception? DiagnosticsFailure => Diagnostics.DiagnosticsFailure.First;
+    public static bool TraceCalls
+    {
+        get => Diagnostics.Log.TraceCalls;
+        set => Diagnostics.Log.TraceCalls = value;
+    }
+
+    /// <summary>Reads the library's counters (loads the native shim if needed).</summary>
+    /// <returns>A snapshot.</returns>
+    public static AutogradCounters ReadCounters()
+    {
+        CaStats s = NativeRuntime.ReadStats();
+        return new AutogradCounters(s.LiveNodes, s.LiveSaved, s.NodesCreated, s.BackwardCalls, s.BackwardFailures);
+    }
+
+    /// <summary>The exception most recently thrown by a Backward in this process, or null.</summary>
+    public static Exception? LastBackwardException => BackwardFailures.Last;
+
+    /// <summary>
+    /// Finds the .NET exception that a Backward threw, given the exception that TorchSharp's <c>backward()</c>
+    /// raised for it (TorchSharp raises its own exception type with our message). The most recent failures are
+    /// remembered per process. <see cref="Autograd.Backward(System.Collections.Generic.IReadOnlyList{TorchSharp.torch.Tensor}, System.Collections.Generic.IReadOnlyList{TorchSharp.torch.Tensor?}?, bool?, bool, System.Collections.Generic.IReadOnlyList{TorchSharp.torch.Tensor}?)"/>
+    /// and <see cref="Autograd.Grad"/> give it directly as the inner exception.
+    /// </summary>
+    /// <param name="exception">The exception caught around <c>backward()</c>.</param>
+    /// <param name="original">The exception the Backward threw.</param>
+    /// <returns>True when it was found.</returns>
+    public static bool TryGetBackwardException(Exception exception, out Exception? original)
+        => BackwardFailures.TryGet(exception, out original);
+
+    /// <summary>
+    /// The first exception that a logger (<see cref="LoggerFactory"/>) or a metrics listener threw inside the
+    /// library, or null. Such failures never fail an Apply or a Backward: they are contained, and the first one is
+    /// kept here and written once to standard error.
+    /// </summary>
+    public static Exception? DiagnosticsFailure => Diagnostics.DiagnosticsFailure.First;
 
     /// <summary>
     /// Disposes, on the calling thread, the small CPU gradient handles the shim keeps until libtorch has copied

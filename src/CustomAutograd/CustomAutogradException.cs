@@ -4,10 +4,11 @@ using System;
 namespace CustomAutograd;
 
 /// <summary>
-/// Raised by CustomAutograd itself: libtorch rejected an application of a custom function, the native
-/// shim could not be loaded, or a function was used incorrectly. Errors raised inside a Backward reach
-/// the caller of <c>backward()</c> as TorchSharp's exception instead; see
-/// <see cref="AutogradFunction.TryGetBackwardException"/>.
+/// Raised by CustomAutograd: libtorch rejected an application of a custom function, the native shim could not
+/// be loaded, a function was used incorrectly, or a backward run through <see cref="Autograd.Backward(System.Collections.Generic.IReadOnlyList{TorchSharp.torch.Tensor}, System.Collections.Generic.IReadOnlyList{TorchSharp.torch.Tensor?}?, bool?, bool, System.Collections.Generic.IReadOnlyList{TorchSharp.torch.Tensor}?)"/>
+/// or <see cref="Autograd.Grad"/> failed (then <see cref="Exception.InnerException"/> is the exception a failing
+/// Backward threw). TorchSharp's own <c>loss.backward()</c> raises TorchSharp's exception type instead; see
+/// <see cref="AutogradDiagnostics.TryGetBackwardException"/>.
 /// </summary>
 public class CustomAutogradException : Exception
 {

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 using System;
 using System.Collections.Generic;
-using CustomAutograd.Interop;
+using CustomAutograd.Graph;
+using CustomAutograd.Native;
+using CustomAutograd.TorchSharpInternals;
 using TorchSharp;
 using static TorchSharp.torch;
 

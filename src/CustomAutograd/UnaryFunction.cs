@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
 using System;
-using CustomAutograd.Interop;
+using CustomAutograd.Graph;
 using static TorchSharp.torch;
 
 namespace CustomAutograd;
 
-/// <summary>A custom function of one tensor with one tensor result (see <see cref="AutogradFunction.Create(string, Func{ForwardContext, Tensor, Tensor}, Func{BackwardContext, Tensor, Tensor?}, AutogradFunctionOptions?)"/>).</summary>
-public sealed class UnaryFunction : AutogradFunction
+/// <summary>
+/// A custom function of one tensor with one tensor result (see
+/// <see cref="AutogradFunction.Create(string, Func{ForwardContext, Tensor, Tensor}, Func{BackwardContext, Tensor, Tensor?}, AutogradFunctionOptions?)"/>).
+/// </summary>
+public sealed class UnaryFunction : AutogradFunction, IArrayFunction
 {
     private readonly Func<ForwardContext, Tensor?[], Tensor[]> _forward;
     private readonly Func<BackwardContext, Tensor, Tensor?> _backward;
@@ -41,7 +44,7 @@ public sealed class UnaryFunction : AutogradFunction
         Tensor[]? results = null;
         try
         {
-            results = ApplyCore(inputs, new PlainForward(_forward, ownsOutputArray: true));
+            results = Application.Apply(this, inputs, new PlainForward(_forward, ownsOutputArray: true));
             return results[0];
         }
         finally
@@ -51,6 +54,10 @@ public sealed class UnaryFunction : AutogradFunction
                 SingleTensorArrays.Return(results!);
         }
     }
+
+    int IArrayFunction.InputCount => 1;
+
+    Tensor[] IArrayFunction.ApplyArray(Tensor?[] inputs) => new[] { Apply(inputs[0]!) };
 
     internal override Tensor?[] InvokeBackward(BackwardContext ctx, Tensor?[] grads)
     {

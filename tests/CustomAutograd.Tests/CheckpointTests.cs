@@ -422,7 +422,7 @@ public sealed class CheckpointTests
 
         Exception? e = Assert.Catch(() => y.sum().backward());
         Assert.That(e!.Message, Does.Contain("Checkpoint").And.Contain("InvalidOperationException").And.Contain("recompute-boom"));
-        Assert.That(AutogradFunction.TryGetBackwardException(e, out Exception? original), Is.True);
+        Assert.That(AutogradDiagnostics.TryGetBackwardException(e, out Exception? original), Is.True);
         Assert.That(original, Is.TypeOf<InvalidOperationException>());
         Assert.That(torch.is_grad_enabled(), Is.True);
         TestUtil.AssertClose(torch.get_rng_state(), rngBefore, 0, 0);
@@ -457,7 +457,7 @@ public sealed class CheckpointTests
         Tensor y = Checkpoint.Run(t => throwing.Apply(t * w), x, options);
         Exception? e = Assert.Catch(() => y.sum().backward());
         Assert.That(e!.Message, Does.Contain("Checkpoint").And.Contain("inner-boom"));
-        Assert.That(AutogradFunction.TryGetBackwardException(e, out Exception? original), Is.True);
+        Assert.That(AutogradDiagnostics.TryGetBackwardException(e, out Exception? original), Is.True);
         Assert.That(original, Is.TypeOf<CustomAutogradException>());
         Assert.That(original!.InnerException, Is.TypeOf<InvalidOperationException>().With.Message.EqualTo("inner-boom"));
     }
@@ -607,7 +607,7 @@ public sealed class CheckpointTests
         using var scope = NewDisposeScope();
         using Sequential mlp = Mlp();
         Tensor x = Input(5, 8);
-        long baseline = AutogradDiagnostics.ReadNativeCounters().LiveNodes;
+        long baseline = AutogradDiagnostics.ReadCounters().LiveNodes;
         int calls = 0;
         Tensor y;
         using (no_grad())
@@ -620,7 +620,7 @@ public sealed class CheckpointTests
         }
         Assert.That(calls, Is.EqualTo(1));
         Assert.That(y.requires_grad, Is.False);
-        Assert.That(AutogradDiagnostics.ReadNativeCounters().LiveNodes, Is.EqualTo(baseline));
+        Assert.That(AutogradDiagnostics.ReadCounters().LiveNodes, Is.EqualTo(baseline));
         using (no_grad())
             TestUtil.AssertClose(y, mlp.call(x), 0, 0);
     }
@@ -632,14 +632,14 @@ public sealed class CheckpointTests
         using Sequential mlp = Mlp();
         Tensor x = Input(5, 8);
         int calls = 0;
-        long baseline = AutogradDiagnostics.ReadNativeCounters().LiveSavedTensors;
+        long baseline = AutogradDiagnostics.ReadCounters().LiveSavedTensors;
         Tensor y = Checkpoint.Run(t =>
         {
             calls++;
             return mlp.call(t);
         }, x);
         // Saved by the node: the input and the default generator's state, nothing of the segment's inside.
-        Assert.That(AutogradDiagnostics.ReadNativeCounters().LiveSavedTensors - baseline, Is.EqualTo(2));
+        Assert.That(AutogradDiagnostics.ReadCounters().LiveSavedTensors - baseline, Is.EqualTo(2));
         Assert.That(calls, Is.EqualTo(1));
         y.sum().backward();
         Assert.That(calls, Is.EqualTo(2));

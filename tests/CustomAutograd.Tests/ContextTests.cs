@@ -54,13 +54,13 @@ public sealed class ContextTests
             },
             (ctx, g) => g * 2);
         Tensor x = torch.ones(2, requires_grad: true);
-        long before = AutogradDiagnostics.ReadNativeCounters().NodesCreated;
+        long before = AutogradDiagnostics.ReadCounters().NodesCreated;
 
         Tensor y;
         using (no_grad())
             y = f.Apply(x);
 
-        Assert.That(AutogradDiagnostics.ReadNativeCounters().NodesCreated, Is.EqualTo(before));
+        Assert.That(AutogradDiagnostics.ReadCounters().NodesCreated, Is.EqualTo(before));
         Assert.That(y.requires_grad, Is.False);
         Assert.That(needs, Is.EqualTo(new[] { true }), "as PyTorch: requires_grad at forward time, whatever the grad mode");
         TestUtil.AssertClose(y, torch.full(2, 2f));
@@ -70,9 +70,9 @@ public sealed class ContextTests
     public void Apply_InputDoesNotRequireGrad_NoNodeCreated()
     {
         using var scope = NewDisposeScope();
-        long before = AutogradDiagnostics.ReadNativeCounters().NodesCreated;
+        long before = AutogradDiagnostics.ReadCounters().NodesCreated;
         Tensor y = TestUtil.Relu.Apply(torch.ones(4));
-        Assert.That(AutogradDiagnostics.ReadNativeCounters().NodesCreated, Is.EqualTo(before));
+        Assert.That(AutogradDiagnostics.ReadCounters().NodesCreated, Is.EqualTo(before));
         Assert.That(y.requires_grad, Is.False);
     }
 

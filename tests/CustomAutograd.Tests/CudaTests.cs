@@ -54,7 +54,7 @@ public sealed class CudaTests
         DeviceType? seen = null;
         MultiFunction f = AutogradFunction.CreateMulti(
             "CudaTwoOutputs",
-            (ctx, xs) => new[] { xs[0] * 2, xs[0] * 3 },
+            (ctx, xs) => new[] { xs[0]! * 2, xs[0]! * 3 },
             (ctx, gs) =>
             {
                 seen = gs[1]!.device_type;
@@ -128,7 +128,7 @@ public sealed class CudaTests
     [Test]
     public void Soak_OnCuda_NodesReturnToBaseline()
     {
-        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadNativeCounters().LiveNodes);
+        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadCounters().LiveNodes);
         Tensor w = torch.randn(1 << 16, device: CUDA, requires_grad: true);
         for (int i = 0; i < 2000; i++)
         {

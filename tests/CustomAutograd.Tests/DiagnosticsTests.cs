@@ -17,14 +17,18 @@ namespace CustomAutograd.Tests;
 public sealed class DiagnosticsTests
 {
     [TearDown]
-    public void ResetLogging() => AutogradLogging.LoggerFactory = null;
+    public void ResetLogging()
+    {
+        AutogradDiagnostics.LoggerFactory = null;
+        AutogradDiagnostics.TraceCalls = false;
+    }
 
     [Test]
     public void Logging_BackwardFails_ErrorWithOriginalExceptionAndStack()
     {
         var sink = new CapturingLoggerProvider();
         using var factory = LoggerFactory.Create(b => b.AddProvider(sink).SetMinimumLevel(LogLevel.Debug));
-        AutogradLogging.LoggerFactory = factory;
+        AutogradDiagnostics.LoggerFactory = factory;
         var thrown = new InvalidOperationException("logged failure");
         UnaryFunction f = AutogradFunction.Create("LoggedFailure", (ctx, x) => x * 2, (ctx, g) => throw thrown);
 
@@ -39,11 +43,12 @@ public sealed class DiagnosticsTests
     }
 
     [Test]
-    public void Logging_TraceEnabled_ApplyAndBackwardTracedWithShapes()
+    public void Logging_TraceEnabledAndTraceCalls_ApplyAndBackwardTracedWithShapes()
     {
         var sink = new CapturingLoggerProvider();
         using var factory = LoggerFactory.Create(b => b.AddProvider(sink).SetMinimumLevel(LogLevel.Trace));
-        AutogradLogging.LoggerFactory = factory;
+        AutogradDiagnostics.LoggerFactory = factory;
+        AutogradDiagnostics.TraceCalls = true;
 
         using (NewDisposeScope())
             TestUtil.Relu.Apply(torch.ones(2, 3, requires_grad: true)).sum().backward();
@@ -54,11 +59,25 @@ public sealed class DiagnosticsTests
     }
 
     [Test]
+    public void Logging_TraceEnabledWithoutTraceCalls_NoLinePerCall()
+    {
+        var sink = new CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(b => b.AddProvider(sink).SetMinimumLevel(LogLevel.Trace));
+        AutogradDiagnostics.LoggerFactory = factory;
+        using (NewDisposeScope())
+        {
+            for (int i = 0; i < 10; i++)
+                TestUtil.Relu.Apply(torch.ones(2, requires_grad: true)).sum().backward();
+        }
+        Assert.That(sink.Entries.Where(e => e.Level == LogLevel.Trace), Is.Empty);
+    }
+
+    [Test]
     public void Logging_InformationLevel_NoTraceEntries()
     {
         var sink = new CapturingLoggerProvider();
         using var factory = LoggerFactory.Create(b => b.AddProvider(sink).SetMinimumLevel(LogLevel.Information));
-        AutogradLogging.LoggerFactory = factory;
+        AutogradDiagnostics.LoggerFactory = factory;
         using (NewDisposeScope())
             TestUtil.Relu.Apply(torch.ones(2, requires_grad: true)).sum().backward();
         Assert.That(sink.Entries, Is.Empty);
@@ -68,13 +87,31 @@ public sealed class DiagnosticsTests
     public void Meter_ApplyAndBackward_CountersMeasured()
     {
         var totals = new ConcurrentDictionary<string, long>();
+        var perFunction = new ConcurrentDictionary<string, long>();
+        var durations = new ConcurrentBag<(string Function, double Seconds)>();
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
         {
-            if (instrument.Meter.Name == "CustomAutograd")
+            if (instrument.Meter.Name == AutogradDiagnostics.MeterName)
                 l.EnableMeasurementEvents(instrument);
         };
-        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => totals.AddOrUpdate(instrument.Name, value, (_, v) => v + value));
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            totals.AddOrUpdate(instrument.Name, value, (_, v) => v + value);
+            foreach (KeyValuePair<string, object?> tag in tags)
+            {
+                if (tag.Key == AutogradDiagnostics.FunctionTag)
+                    perFunction.AddOrUpdate(instrument.Name + "/" + tag.Value, value, (_, v) => v + value);
+            }
+        });
+        listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) =>
+        {
+            foreach (KeyValuePair<string, object?> tag in tags)
+            {
+                if (instrument.Name == "customautograd.backward.duration" && tag.Key == AutogradDiagnostics.FunctionTag)
+                    durations.Add(((string)tag.Value!, value));
+            }
+        });
         listener.Start();
 
         UnaryFunction failing = AutogradFunction.Create("MeteredFailure", (ctx, x) => x * 2, (ctx, g) => throw new InvalidOperationException("m"));
@@ -90,6 +127,43 @@ public sealed class DiagnosticsTests
         Assert.That(totals.GetValueOrDefault("customautograd.backward.calls"), Is.GreaterThanOrEqualTo(4));
         Assert.That(totals.GetValueOrDefault("customautograd.backward.failures"), Is.GreaterThanOrEqualTo(1));
         Assert.That(totals.ContainsKey("customautograd.nodes.live"), Is.True);
+        Assert.That(perFunction.GetValueOrDefault("customautograd.applications/TestReLU"), Is.GreaterThanOrEqualTo(3));
+        Assert.That(perFunction.GetValueOrDefault("customautograd.backward.failures/MeteredFailure"), Is.EqualTo(1));
+        Assert.That(durations.Count(d => d.Function == "TestReLU"), Is.GreaterThanOrEqualTo(3));
+        Assert.That(durations.Count(d => d.Function == "MeteredFailure"), Is.EqualTo(1), "a failing Backward is timed too");
+        Assert.That(durations.All(d => d.Seconds >= 0), Is.True);
+    }
+
+    [Test]
+    public void Counters_ApplyAndBackward_CountExactly()
+    {
+        AutogradCounters before = AutogradDiagnostics.ReadCounters();
+        using (NewDisposeScope())
+        {
+            Tensor x = torch.ones(2, requires_grad: true);
+            TestUtil.Relu.Apply(x).sum().backward();
+            Assert.Catch(() => ThrowsOnce.Apply(x).sum().backward());
+        }
+        TestUtil.WaitForLiveNodes(before.LiveNodes);
+        AutogradCounters after = AutogradDiagnostics.ReadCounters();
+        Assert.That(after.NodesCreated - before.NodesCreated, Is.EqualTo(2));
+        Assert.That(after.BackwardCalls - before.BackwardCalls, Is.EqualTo(2));
+        Assert.That(after.BackwardFailures - before.BackwardFailures, Is.EqualTo(1));
+        Assert.That(after.LiveNodes, Is.EqualTo(before.LiveNodes));
+        Assert.That(after.LiveSavedTensors, Is.EqualTo(before.LiveSavedTensors));
+    }
+
+    private static readonly UnaryFunction ThrowsOnce = AutogradFunction.Create(
+        "CountedFailure", (ctx, x) => x * 2, (ctx, g) => throw new TimeoutException("counted"));
+
+    [Test]
+    public void LastBackwardException_AfterAFailure_IsThatException()
+    {
+        var thrown = new InvalidOperationException("the latest");
+        UnaryFunction f = AutogradFunction.Create("Latest", (ctx, x) => x * 2, (ctx, g) => throw thrown);
+        using (NewDisposeScope())
+            Assert.Catch(() => f.Apply(torch.ones(2, requires_grad: true)).sum().backward());
+        Assert.That(AutogradDiagnostics.LastBackwardException, Is.SameAs(thrown));
     }
 
     [Test]
@@ -98,7 +172,7 @@ public sealed class DiagnosticsTests
         using var factory = LoggerFactory.Create(b => b.AddProvider(new ThrowingLoggerProvider()).SetMinimumLevel(LogLevel.Trace));
         using (new CapturedStderr())   // the first diagnostics failure is reported once on standard error
         {
-            AutogradLogging.LoggerFactory = factory;
+            AutogradDiagnostics.LoggerFactory = factory;
             UnaryFunction failing = AutogradFunction.Create("FailsWhileLoggerThrows", (ctx, x) => x * 2, (ctx, g) => throw new ArithmeticException("own"));
             for (int i = 0; i < 100; i++)
             {

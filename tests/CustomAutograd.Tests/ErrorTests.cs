@@ -50,7 +50,7 @@ public sealed class ErrorTests
         UnaryFunction f = AutogradFunction.Create("Payload", (ctx, x) => x * 1, (ctx, g) => throw payload);
         Exception? e = Assert.Catch(() => f.Apply(torch.ones(1, requires_grad: true)).sum().backward());
 
-        Assert.That(AutogradFunction.TryGetBackwardException(e!, out Exception? original), Is.True);
+        Assert.That(AutogradDiagnostics.TryGetBackwardException(e!, out Exception? original), Is.True);
         Assert.That(original, Is.SameAs(payload));
         Assert.That(((PayloadException)original!).Code, Is.EqualTo(42));
     }
@@ -61,14 +61,14 @@ public sealed class ErrorTests
         using var scope = NewDisposeScope();
         var thrown = new ArithmeticException("forward failed");
         UnaryFunction f = AutogradFunction.Create("ThrowingForward", (ctx, x) => throw thrown, (ctx, g) => g);
-        long live = AutogradDiagnostics.ReadNativeCounters().LiveNodes;
-        long created = AutogradDiagnostics.ReadNativeCounters().NodesCreated;
+        long live = AutogradDiagnostics.ReadCounters().LiveNodes;
+        long created = AutogradDiagnostics.ReadCounters().NodesCreated;
 
         ArithmeticException? e = Assert.Throws<ArithmeticException>(() => f.Apply(torch.ones(2, requires_grad: true)));
 
         Assert.That(e, Is.SameAs(thrown));
-        Assert.That(AutogradDiagnostics.ReadNativeCounters().NodesCreated, Is.EqualTo(created));
-        Assert.That(AutogradDiagnostics.ReadNativeCounters().LiveNodes, Is.EqualTo(live));
+        Assert.That(AutogradDiagnostics.ReadCounters().NodesCreated, Is.EqualTo(created));
+        Assert.That(AutogradDiagnostics.ReadCounters().LiveNodes, Is.EqualTo(live));
         Assert.That(torch.is_grad_enabled(), Is.True, "grad mode restored after the failing forward");
     }
 
@@ -77,7 +77,7 @@ public sealed class ErrorTests
     {
         using var scope = NewDisposeScope();
         MultiFunction f = AutogradFunction.CreateMulti(
-            "TooMany", (ctx, xs) => new[] { xs[0] * 1 }, (ctx, gs) => new[] { gs[0], gs[0] });
+            "TooMany", (ctx, xs) => new[] { xs[0]! * 1 }, (ctx, gs) => new[] { gs[0], gs[0] });
         Exception? e = Assert.Catch(() => f.Apply(torch.ones(2, requires_grad: true))[0].sum().backward());
         Assert.That(e!.Message, Does.Contain("TooMany").And.Contain("expected 1, got 2"));
     }
@@ -87,7 +87,7 @@ public sealed class ErrorTests
     {
         using var scope = NewDisposeScope();
         MultiFunction f = AutogradFunction.CreateMulti(
-            "TrailingNulls", (ctx, xs) => new[] { xs[0] * 3 }, (ctx, gs) => new[] { gs[0]! * 3, null, null });
+            "TrailingNulls", (ctx, xs) => new[] { xs[0]! * 3 }, (ctx, gs) => new[] { gs[0]! * 3, null, null });
         Tensor x = torch.ones(2, requires_grad: true);
         f.Apply(x)[0].sum().backward();
         TestUtil.AssertClose(x.grad!, torch.full(2, 3f));
@@ -365,12 +365,12 @@ public sealed class ErrorTests
             "RecordCachesOutput",
             (ctx, xs, args) =>
             {
-                Tensor y = xs[0] * args.Scale;
+                Tensor y = xs[0]! * args.Scale;
                 args.Output = y;
-                return new[] { xs[0] * 1, y };
+                return new[] { xs[0]! * 1, y };
             },
             (ctx, gs, args) => new[] { gs[0]! + gs[1]! * args.Scale });
-        var e = Assert.Throws<CustomAutogradException>(() => f.Apply(new RecordArgs(2), torch.ones(2, requires_grad: true)));
+        var e = Assert.Throws<CustomAutogradException>(() => f.Apply(new[] { torch.ones(2, requires_grad: true) }, new RecordArgs(2)));
         Assert.That(e!.Message, Does.Contain("holds output 1").And.Contain("Output"));
     }
 

@@ -44,9 +44,9 @@ public sealed class FeatureTests
             "Affine",
             (ctx, xs, a) =>
             {
-                Tensor y = xs[0] * a.Alpha;
+                Tensor y = xs[0]! * a.Alpha;
                 if (xs[1] is not null)
-                    y = y + xs[1];
+                    y = y + xs[1]!;
                 return new[] { a.Negate ? -y : y };
             },
             (ctx, gs, a) =>
@@ -57,8 +57,8 @@ public sealed class FeatureTests
         Tensor x = torch.ones(2, requires_grad: true);
         Tensor b = torch.ones(2, requires_grad: true);
 
-        affine.Apply((2.0, true), x, b)[0].sum().backward();
-        affine.Apply((3.0, false), x, null!)[0].sum().backward();
+        affine.Apply(new[] { x, b }, (2.0, true))[0].sum().backward();
+        affine.Apply(new[] { x, null }, (3.0, false))[0].sum().backward();
 
         TestUtil.AssertClose(x.grad!, torch.full(2, 1f)); // -2 + 3
         TestUtil.AssertClose(b.grad!, torch.full(2, -1f));
@@ -147,7 +147,7 @@ public sealed class FeatureTests
     public void OnceDifferentiable_BackwardReturnsCapturedTensor_TensorUntouchedAndNodesFreed()
     {
         Tensor constant = torch.full(2, 3.0, dtype: ScalarType.Float64);
-        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadNativeCounters().LiveNodes);
+        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadCounters().LiveNodes);
         using (NewDisposeScope())
         {
             UnaryFunction f = AutogradFunction.Create(
@@ -224,7 +224,7 @@ public sealed class FeatureTests
             (ctx, xs) =>
             {
                 ctx.SetMaterializeGrads(false);
-                return new[] { xs[0] * 2, xs[0] * 3 };
+                return new[] { xs[0]! * 2, xs[0]! * 3 };
             },
             (ctx, gs) =>
             {

@@ -132,7 +132,7 @@ internal static class GradCheckTestFunctions
         (ctx, xs) =>
         {
             ctx.SaveForBackward(xs[0], xs[1]);
-            return new[] { xs[0] + xs[1], xs[0] * xs[1] };
+            return new[] { xs[0]! + xs[1]!, xs[0]! * xs[1]! };
         },
         (ctx, gs) =>
         {
@@ -210,7 +210,7 @@ internal static class GradCheckTestFunctions
         (ctx, xs) =>
         {
             ctx.SaveForBackward(xs[0], xs[1]);
-            return new[] { xs[0] + xs[1], xs[0] * xs[1] };
+            return new[] { xs[0]! + xs[1]!, xs[0]! * xs[1]! };
         },
         (ctx, gs) =>
         {
@@ -236,7 +236,7 @@ internal static class GradCheckTestFunctions
         (ctx, xs) =>
         {
             ctx.SaveForBackward(xs[0], xs[1]);
-            return new[] { xs[0] + xs[1], xs[0] * xs[1] };
+            return new[] { xs[0]! + xs[1]!, xs[0]! * xs[1]! };
         },
         (ctx, gs) =>
         {

@@ -443,7 +443,7 @@ public sealed class GradCheckTests
         GradCheckResult skipped = GradCheck.Check(DoubleNullUnsafe, x, new GradCheckOptions { CheckUndefinedGrad = false });
 
         Assert.That(result.FailureKind, Is.EqualTo(GradCheckFailureKind.UndefinedGradNotSupported));
-        Assert.That(AutogradFunction.TryGetBackwardException(result.Exception!, out Exception? original), Is.True);
+        Assert.That(AutogradDiagnostics.TryGetBackwardException(result.Exception!, out Exception? original), Is.True);
         Assert.That(original, Is.InstanceOf<NullReferenceException>());
         Assert.That(result.ToString(), Does.Contain("undefined").And.Contain("GcDoubleNullUnsafe"));
         Assert.That(skipped.Passed, Is.True, "the Jacobians themselves are right");
@@ -553,8 +553,8 @@ public sealed class GradCheckLifetimeTests
     [Test]
     public void Check_PassingAndFailingChecks_LeaveNoLiveNodesWithoutGarbageCollection()
     {
-        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadNativeCounters().LiveNodes);
-        NativeCounters before = AutogradDiagnostics.ReadNativeCounters();
+        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadCounters().LiveNodes);
+        AutogradCounters before = AutogradDiagnostics.ReadCounters();
         using (var scope = NewDisposeScope())
         {
             Tensor a = Float64(new long[] { 2, 3 }), b = Float64(new long[] { 2, 3 });
@@ -567,7 +567,7 @@ public sealed class GradCheckLifetimeTests
             Assert.Throws<GradCheckException>(() => GradCheck.Check(TanhWrongScale, a));
         }
 
-        NativeCounters after = AutogradDiagnostics.ReadNativeCounters();
+        AutogradCounters after = AutogradDiagnostics.ReadCounters();
         Assert.That(after.NodesCreated - before.NodesCreated, Is.GreaterThan(100), "the checks built many graphs");
         Assert.That(after.LiveNodes, Is.EqualTo(baseline));
         Assert.That(after.LiveSavedTensors, Is.EqualTo(before.LiveSavedTensors));

@@ -17,28 +17,28 @@ public sealed class InputCollectionTests
     // returns (3g, 2g) in the caller's order.
     private static Tensor?[] Grads(Tensor?[] gs) => new[] { gs[0]! * 3, gs[0]! * 2 };
 
-    private static Tensor[] Swap(Tensor[] xs)
+    private static Tensor[] Swap(Tensor?[] xs)
     {
         (xs[0], xs[1]) = (xs[1], xs[0]);
-        return new[] { xs[1] * 3 + xs[0] * 2 };
+        return new[] { xs[1]! * 3 + xs[0]! * 2 };
     }
 
-    private static Tensor[] ReplaceWithDetached(Tensor[] xs)
+    private static Tensor[] ReplaceWithDetached(Tensor?[] xs)
     {
-        xs[0] = xs[0].detach();
-        xs[1] = xs[1].detach();
-        return new[] { xs[0] * 3 + xs[1] * 2 };
+        xs[0] = xs[0]!.detach();
+        xs[1] = xs[1]!.detach();
+        return new[] { xs[0]! * 3 + xs[1]! * 2 };
     }
 
-    private static Tensor[] NullOut(Tensor[] xs)
+    private static Tensor[] NullOut(Tensor?[] xs)
     {
-        Tensor y = xs[0] * 3 + xs[1] * 2;
-        xs[0] = null!;
-        xs[1] = null!;
+        Tensor y = xs[0]! * 3 + xs[1]! * 2;
+        xs[0] = null;
+        xs[1] = null;
         return new[] { y };
     }
 
-    private static readonly Func<Tensor[], Tensor[]>[] Disturbances = { Swap, ReplaceWithDetached, NullOut };
+    private static readonly Func<Tensor?[], Tensor[]>[] Disturbances = { Swap, ReplaceWithDetached, NullOut };
 
     private static (Tensor A, Tensor B) Leaves() =>
         (torch.tensor(new[] { 1.0, 2.0 }, requires_grad: true), torch.tensor(new[] { 5.0, 7.0 }, requires_grad: true));
@@ -57,10 +57,10 @@ public sealed class InputCollectionTests
     public void CreateMulti_ForwardDisturbsItsArray_GradientsFollowTheCaller(int disturbance)
     {
         using var scope = NewDisposeScope();
-        Func<Tensor[], Tensor[]> disturb = Disturbances[disturbance];
+        Func<Tensor?[], Tensor[]> disturb = Disturbances[disturbance];
         MultiFunction f = AutogradFunction.CreateMulti("Disturbing", (ctx, xs) => disturb(xs), (ctx, gs) => Grads(gs));
         (Tensor a, Tensor b) = Leaves();
-        Tensor[] inputs = { a, b };
+        Tensor?[] inputs = { a, b };
         Tensor y = f.Apply(inputs)[0];
         Assert.That(inputs[0], Is.SameAs(a), "the caller's array is not the one the Forward changed");
         Assert.That(inputs[1], Is.SameAs(b));
@@ -73,13 +73,13 @@ public sealed class InputCollectionTests
     public void CreateMultiWithArgs_ForwardDisturbsItsArray_GradientsFollowTheCaller(int disturbance)
     {
         using var scope = NewDisposeScope();
-        Func<Tensor[], Tensor[]> disturb = Disturbances[disturbance];
+        Func<Tensor?[], Tensor[]> disturb = Disturbances[disturbance];
         MultiFunction<double> f = AutogradFunction.CreateMultiWithArgs<double>(
             "DisturbingWithArgs",
             (ctx, xs, scale) => Array.ConvertAll(disturb(xs), y => y * scale),
             (ctx, gs, scale) => Array.ConvertAll(Grads(gs), g => (Tensor?)(g! * scale)));
         (Tensor a, Tensor b) = Leaves();
-        Tensor y = f.Apply(1.0, a, b)[0];
+        Tensor y = f.Apply(new[] { a, b }, 1.0)[0];
         AssertCallerOrder(a, b, y);
     }
 }

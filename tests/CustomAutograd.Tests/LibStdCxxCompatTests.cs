@@ -9,13 +9,15 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using CustomAutograd.Build;
+using CustomAutograd.Native;
 using NUnit.Framework;
 
 namespace CustomAutograd.Tests;
 
 /// <summary>
 /// Tests of the ELF symbol-version logic behind the build step that lets TorchSharp's native library load
-/// with an older system libstdc++ (build/tasks/LibStdCxxCompat.cs).
+/// with an older system libstdc++ (build/tasks/LibStdCxxCompat.cs), and of the library's start-up fallback
+/// that uses it (Native/LibStdCxxFallback.cs).
 /// </summary>
 [TestFixture]
 public sealed class LibStdCxxCompatTests
@@ -252,6 +254,80 @@ public sealed class LibStdCxxCompatTests
         Assert.That(DifferingOffsets(before, after), Has.Length.EqualTo(1));
         Assert.That(ElfSymbolVersions.WeakenRequirement(copy, Patched), Is.Zero);
         Assert.That(Sha256(source), Is.EqualTo(sourceHash), "the package cache's file is never modified");
+    }
+
+    [Test]
+    public void EnsurePatchedCopy_StrongRequirement_WritesOneWeakCopyNamedByContentAndLeavesTheOriginal()
+    {
+        SyntheticElf elf = SyntheticElf.Build();
+        string original = WriteSynthetic(elf);
+        string cache = Path.Combine(_directory, "cache");
+
+        string copy = LibStdCxxFallback.EnsurePatchedCopy(original, cache);
+        DateTime written = File.GetLastWriteTimeUtc(copy);
+        string again = LibStdCxxFallback.EnsurePatchedCopy(original, cache);
+
+        Assert.That(Path.GetFileName(copy), Is.EqualTo("libLibTorchSharp.so"));
+        Assert.That(Path.GetDirectoryName(Path.GetDirectoryName(copy)), Is.EqualTo(Path.Combine(cache, "libstdcxx-compat")));
+        Assert.That(Path.GetFileName(Path.GetDirectoryName(copy)), Is.EqualTo(Sha256(original)[..16].ToLowerInvariant()));
+        Assert.That(DifferingOffsets(elf.Bytes, File.ReadAllBytes(copy)), Is.EqualTo(new[] { elf.Glibcxx3432FlagsOffset }));
+        Assert.That(File.ReadAllBytes(original), Is.EqualTo(elf.Bytes), "the original is never modified");
+        Assert.That(again, Is.EqualTo(copy));
+        Assert.That(File.GetLastWriteTimeUtc(again), Is.EqualTo(written), "an existing copy is reused, not rewritten");
+        Assert.That(Directory.GetFiles(Path.GetDirectoryName(copy)!), Is.EqualTo(new[] { copy }), "no temporary file is left");
+    }
+
+    [Test]
+    public void EnsurePatchedCopy_DifferentOriginals_GetDifferentFolders()
+    {
+        string first = WriteSynthetic(SyntheticElf.Build());
+        string cache = Path.Combine(_directory, "cache");
+        string firstCopy = LibStdCxxFallback.EnsurePatchedCopy(first, cache);
+        byte[] other = SyntheticElf.Build().Bytes;
+        other[^1] ^= 0xff; // same tables, other content
+        string second = Path.Combine(_directory, "other.so");
+        File.WriteAllBytes(second, other);
+
+        string secondCopy = LibStdCxxFallback.EnsurePatchedCopy(second, cache);
+
+        Assert.That(secondCopy, Is.Not.EqualTo(firstCopy));
+        Assert.That(File.ReadAllBytes(secondCopy)[^1], Is.EqualTo(other[^1]));
+    }
+
+    [Test]
+    public void EnsurePatchedCopy_NonElfFile_ThrowsAndLeavesNoCopy()
+    {
+        string original = Path.Combine(_directory, "not-elf.so");
+        File.WriteAllText(original, "this is not an ELF file, just text that is long enough to have a header");
+        string cache = Path.Combine(_directory, "cache");
+
+        Assert.Throws<InvalidDataException>(() => LibStdCxxFallback.EnsurePatchedCopy(original, cache));
+        Assert.That(Directory.GetFiles(cache, "*", SearchOption.AllDirectories), Is.Empty);
+    }
+
+    [Test]
+    public void Apply_InThisProcess_FindsTheLibraryLoadableAndMakesNoCopy()
+    {
+        Assume.That(RuntimeInformation.IsOSPlatform(OSPlatform.Linux), "Linux only");
+
+        LibStdCxxFallback.Apply();
+
+        // The build step patched the test output's copy, so the library loads and the fallback is not needed.
+        Assert.That(LibStdCxxFallback.FindLibTorchSharp(), Does.EndWith("libLibTorchSharp.so").And.Matches<string>(File.Exists));
+        Assert.That(LibStdCxxFallback.PatchedCopy, Is.Null);
+        Assert.That(LibStdCxxFallback.Failure, Is.Null);
+        Assert.That(
+            ElfSymbolVersions.ReadRequirements(LibStdCxxFallback.FindLibTorchSharp()!).Where(r => r.VersionName == Patched).Select(r => r.IsWeak),
+            Is.EqualTo(new[] { true }),
+            "the test output's copy was patched by the build step");
+    }
+
+    [Test]
+    public void LoadFailureMessage_WhenTheLibraryLoads_PointsToALibtorchPackage()
+    {
+        string message = LibStdCxxFallback.LoadFailureMessage(new InvalidOperationException("no libtorch"));
+
+        Assert.That(message, Does.Contain("no libtorch").And.Contain("TorchSharp-cpu"));
     }
 
     private static string? FindNuGetLibTorchSharp()

@@ -14,13 +14,13 @@ public sealed class LifetimeTests
     [Test]
     public void GraphDroppedWithoutBackward_DisposedOutputs_LiveNodesReturnToBaseline()
     {
-        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadNativeCounters().LiveNodes);
+        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadCounters().LiveNodes);
         using (NewDisposeScope())
         {
             Tensor x = torch.randn(4, requires_grad: true);
             for (int i = 0; i < 50; i++)
                 TestUtil.Sigmoid.Apply(TestUtil.Relu.Apply(x));
-            Assert.That(AutogradDiagnostics.ReadNativeCounters().LiveNodes, Is.GreaterThanOrEqualTo(baseline + 100));
+            Assert.That(AutogradDiagnostics.ReadCounters().LiveNodes, Is.GreaterThanOrEqualTo(baseline + 100));
         }
         Assert.That(TestUtil.WaitForLiveNodes(baseline), Is.EqualTo(baseline));
     }
@@ -28,7 +28,7 @@ public sealed class LifetimeTests
     [Test]
     public void GraphDroppedWithoutDispose_FinalizersReclaimNodes()
     {
-        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadNativeCounters().LiveNodes);
+        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadCounters().LiveNodes);
         MakeGarbageGraphs();
         Assert.That(TestUtil.WaitForLiveNodes(baseline), Is.EqualTo(baseline));
     }
@@ -44,8 +44,8 @@ public sealed class LifetimeTests
     [Test]
     public void AfterBackward_GraphDisposed_NodesAndSavedTensorsReleased()
     {
-        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadNativeCounters().LiveNodes);
-        long savedBaseline = AutogradDiagnostics.ReadNativeCounters().LiveSavedTensors;
+        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadCounters().LiveNodes);
+        long savedBaseline = AutogradDiagnostics.ReadCounters().LiveSavedTensors;
         using (NewDisposeScope())
         {
             Tensor x = torch.randn(8, requires_grad: true);
@@ -53,14 +53,14 @@ public sealed class LifetimeTests
             Assert.That(x.grad, Is.Not.Null);
         }
         Assert.That(TestUtil.WaitForLiveNodes(baseline), Is.EqualTo(baseline));
-        Assert.That(AutogradDiagnostics.ReadNativeCounters().LiveSavedTensors, Is.EqualTo(savedBaseline));
+        Assert.That(AutogradDiagnostics.ReadCounters().LiveSavedTensors, Is.EqualTo(savedBaseline));
     }
 
     [Test]
     public void OnlyNonDifferentiableOutputs_NodeFreedAtOnce()
     {
         using var scope = NewDisposeScope();
-        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadNativeCounters().LiveNodes);
+        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadCounters().LiveNodes);
         UnaryFunction argmaxLike = AutogradFunction.Create(
             "Sign",
             (ctx, x) =>
@@ -72,7 +72,7 @@ public sealed class LifetimeTests
             (ctx, g) => null);
         Tensor y = argmaxLike.Apply(torch.randn(3, requires_grad: true));
         Assert.That(y.requires_grad, Is.False);
-        Assert.That(AutogradDiagnostics.ReadNativeCounters().LiveNodes, Is.EqualTo(baseline));
+        Assert.That(AutogradDiagnostics.ReadCounters().LiveNodes, Is.EqualTo(baseline));
     }
 
     [Test]

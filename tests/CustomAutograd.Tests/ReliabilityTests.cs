@@ -26,7 +26,7 @@ public sealed class ReliabilityTests
         UnaryFunction f = AutogradFunction.Create("Throws" + type.Name, (ctx, x) => x * 2, (ctx, g) => throw thrown);
         Exception? e = Assert.Catch(() => f.Apply(torch.ones(2, requires_grad: true)).sum().backward());
         Assert.That(e!.Message, Does.Contain("Throws" + type.Name).And.Contain(type.FullName!).And.Contain("payload-" + type.Name));
-        Assert.That(AutogradFunction.TryGetBackwardException(e, out Exception? original), Is.True);
+        Assert.That(AutogradDiagnostics.TryGetBackwardException(e, out Exception? original), Is.True);
         Assert.That(original, Is.SameAs(thrown));
     }
 
@@ -112,14 +112,14 @@ public sealed class ReliabilityTests
     [Test]
     public void Chain_10000CustomNodes_BackwardAndFreeWithoutStackOverflow()
     {
-        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadNativeCounters().LiveNodes);
+        long baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadCounters().LiveNodes);
         using (NewDisposeScope())
         {
             Tensor x = torch.ones(4, dtype: ScalarType.Float64, requires_grad: true);
             Tensor y = x;
             for (int i = 0; i < 10_000; i++)
                 y = TestUtil.Relu.Apply(y);
-            Assert.That(AutogradDiagnostics.ReadNativeCounters().LiveNodes, Is.GreaterThanOrEqualTo(baseline + 10_000));
+            Assert.That(AutogradDiagnostics.ReadCounters().LiveNodes, Is.GreaterThanOrEqualTo(baseline + 10_000));
             y.sum().backward();
             TestUtil.AssertClose(x.grad!, torch.ones(4, dtype: ScalarType.Float64));
         }
@@ -240,24 +240,24 @@ public sealed class ReliabilityTests
         Tensor x = torch.ones(2, requires_grad: true);
         using (NewDisposeScope())
             TestUtil.Relu.Apply(x).sum().backward();
-        Assert.That(CustomAutograd.Interop.DelegateScope.IsPooling, Is.True);
-        Assert.That(CustomAutograd.Interop.AdoptedTensors.UsesInternalConstructor, Is.True);
+        Assert.That(CustomAutograd.TorchSharpInternals.DelegateScope.IsPooling, Is.True);
+        Assert.That(CustomAutograd.TorchSharpInternals.AdoptedTensors.UsesInternalConstructor, Is.True);
     }
 
     [Test]
     public void PublicScopeFallback_SameScopeBehaviourAndNoLeaks()
     {
-        CustomAutograd.Interop.DelegateScope.SetPooling(false);
+        CustomAutograd.TorchSharpInternals.DelegateScope.SetPooling(false);
         try
         {
-            Assert.That(CustomAutograd.Interop.DelegateScope.IsPooling, Is.False);
+            Assert.That(CustomAutograd.TorchSharpInternals.DelegateScope.IsPooling, Is.False);
             DelegateScopes_CallerScopeChainAndStatistics_SameAsWithoutTheFunction();
             DelegateLeavesItsOwnScopeOpen_CallerScopeStillCurrentAfterApply();
             ThreadWithoutDisposeScope_TemporariesOfForwardAndBackward_AllDisposed();
         }
         finally
         {
-            CustomAutograd.Interop.DelegateScope.SetPooling(true);
+            CustomAutograd.TorchSharpInternals.DelegateScope.SetPooling(true);
         }
     }
 
@@ -424,7 +424,7 @@ public sealed class ReliabilityTests
             Custom();
             BuiltIn();
         }
-        NativeCounters before = Settle();
+        CustomAutograd.Native.CaStats before = Settle();
         long customRss = 0, builtInRss = 0, customHeap = 0, builtInHeap = 0;
         var clock = Stopwatch.StartNew();
         for (int block = 0; block < Blocks; block++)
@@ -447,17 +447,17 @@ public sealed class ReliabilityTests
             }
         }
         clock.Stop();
-        NativeCounters after = Settle();
+        CustomAutograd.Native.CaStats after = Settle();
 
         const long RssMarginBytes = 16L << 20;   // a leak of a small tensor per step (about 1 KiB) exceeds it
         const long HeapMarginBytes = 256L << 10;
         TestContext.Out.WriteLine(
             $"soak: {Blocks} x {perBlock} steps of each loop in {clock.Elapsed.TotalSeconds:F1} s; nodes {before.LiveNodes}->{after.LiveNodes}, " +
-            $"saved {before.LiveSavedTensors}->{after.LiveSavedTensors}, closures {before.LiveClosures}->{after.LiveClosures}; " +
+            $"saved {before.LiveSaved}->{after.LiveSaved}, closures {before.LiveClosures}->{after.LiveClosures}; " +
             $"native resident growth custom {customRss / 1024} KiB, built-in {builtInRss / 1024} KiB; managed heap growth custom {customHeap / 1024} KiB, " +
             $"built-in {builtInHeap / 1024} KiB");
         Assert.That(after.LiveNodes, Is.EqualTo(before.LiveNodes));
-        Assert.That(after.LiveSavedTensors, Is.EqualTo(before.LiveSavedTensors));
+        Assert.That(after.LiveSaved, Is.EqualTo(before.LiveSaved));
         Assert.That(after.LiveClosures, Is.LessThanOrEqualTo(before.LiveClosures));
         Assert.That(after.NodesCreated - before.NodesCreated, Is.EqualTo(2L * Blocks * perBlock));
         Assert.That(customHeap, Is.LessThanOrEqualTo(Math.Max(builtInHeap, 0) + HeapMarginBytes), "managed heap growth");
@@ -492,12 +492,13 @@ public sealed class ReliabilityTests
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "malloc_trim")]
     private static extern int MallocTrim(nuint pad);
 
-    private static NativeCounters Settle()
+    /// <summary>The shim's own counters (closures included, which the public counters leave out).</summary>
+    private static CustomAutograd.Native.CaStats Settle()
     {
         AutogradDiagnostics.FlushThread();
         TestUtil.WaitForLiveNodes(0);
         GC.Collect();
         GC.WaitForPendingFinalizers();
-        return AutogradDiagnostics.ReadNativeCounters();
+        return CustomAutograd.Native.NativeRuntime.ReadStats();
     }
 }

@@ -41,7 +41,7 @@ public sealed class TeardownTests
     private long _baseline;
 
     [SetUp]
-    public void RecordBaseline() => _baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadNativeCounters().LiveNodes);
+    public void RecordBaseline() => _baseline = TestUtil.WaitForLiveNodes(AutogradDiagnostics.ReadCounters().LiveNodes);
 
     private static Tensor Chain(Tensor x)
     {
@@ -62,7 +62,7 @@ public sealed class TeardownTests
         using (NewDisposeScope())
         {
             Tensor y = Chain(torch.zeros(1, requires_grad: true));
-            Assert.That(AutogradDiagnostics.ReadNativeCounters().LiveNodes - _baseline, Is.EqualTo(Length));
+            Assert.That(AutogradDiagnostics.ReadCounters().LiveNodes - _baseline, Is.EqualTo(Length));
             Assert.That(y.item<float>(), Is.EqualTo((float)Length));
         }
         AssertFreed();

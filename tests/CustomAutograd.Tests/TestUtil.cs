@@ -52,7 +52,7 @@ internal static class TestUtil
         (ctx, xs) =>
         {
             ctx.SaveForBackward(xs[0], xs[1]);
-            return new[] { xs[0] + xs[1], xs[0] * xs[1] };
+            return new[] { xs[0]! + xs[1]!, xs[0]! * xs[1]! };
         },
         (ctx, gs) =>
         {
@@ -71,13 +71,13 @@ internal static class TestUtil
     /// <summary>Runs finalizers until the shim's live-node count is back to <paramref name="baseline"/> (or 10 s pass).</summary>
     internal static long WaitForLiveNodes(long baseline)
     {
-        long live = AutogradDiagnostics.ReadNativeCounters().LiveNodes;
+        long live = AutogradDiagnostics.ReadCounters().LiveNodes;
         for (int i = 0; i < 100 && live > baseline; i++)
         {
             GC.Collect();
             GC.WaitForPendingFinalizers();
             GC.Collect();
-            live = AutogradDiagnostics.ReadNativeCounters().LiveNodes;
+            live = AutogradDiagnostics.ReadCounters().LiveNodes;
             if (live > baseline)
                 Thread.Sleep(100);
         }

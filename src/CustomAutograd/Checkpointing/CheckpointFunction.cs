@@ -73,7 +73,7 @@ internal static class CheckpointFunction
         Array.Copy(inputs, all, inputs.Length);
         for (int k = 0; k < parameters.Count; k++)
             all[inputs.Length + k] = parameters[k];
-        return Function.Apply(call, all!);
+        return Function.Apply(all, call);
     }
 
     /// <summary>The parameters that need gradients, each once, in order: the module's, then the listed ones.</summary>
@@ -110,7 +110,7 @@ internal static class CheckpointFunction
         }
     }
 
-    private static Tensor[] Forward(ForwardContext ctx, Tensor[] all, CheckpointCall call)
+    private static Tensor[] Forward(ForwardContext ctx, Tensor?[] all, CheckpointCall call)
     {
         // Unused outputs give null gradients: the recompute then backpropagates only what was used.
         ctx.SetMaterializeGrads(false);
@@ -264,7 +264,7 @@ internal static class CheckpointFunction
         }
     }
 
-    private static Tensor?[] Inputs(Tensor[] all, int count)
+    private static Tensor?[] Inputs(Tensor?[] all, int count)
     {
         var inputs = new Tensor?[count];
         Array.Copy(all, inputs, count);

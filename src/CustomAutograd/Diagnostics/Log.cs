@@ -15,14 +15,34 @@ internal static partial class Log
 
     private static ILogger s_logger = NullLogger.Instance;
 
-    internal static void Configure(ILoggerFactory? factory) =>
-        s_logger = factory?.CreateLogger(Category) ?? NullLogger.Instance;
+    internal static ILoggerFactory? Factory { get; private set; }
+
+    /// <summary>Whether per-call Trace lines are wanted at all (AutogradDiagnostics.TraceCalls).</summary>
+    internal static bool TraceCalls { get; set; }
+
+    internal static void Configure(ILoggerFactory? factory)
+    {
+        ILogger logger = NullLogger.Instance;
+        if (factory is not null)
+        {
+            try
+            {
+                logger = factory.CreateLogger(Category);
+            }
+            catch (Exception e)
+            {
+                DiagnosticsFailure.Report(e);
+            }
+        }
+        Factory = factory;
+        s_logger = logger;
+    }
 
     // Every method contains what the user's logger throws (Note: diagnostics never break the math).
     internal static bool TraceEnabled
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => s_logger is not NullLogger && IsEnabled(LogLevel.Trace);
+        get => TraceCalls && s_logger is not NullLogger && IsEnabled(LogLevel.Trace);
     }
 
     private static bool IsEnabled(LogLevel level)
@@ -138,7 +158,7 @@ internal static partial class Log
             if (i > 0)
                 sb.Append(", ");
             Tensor? t = tensors[i];
-            sb.Append(t is null ? "null" : Interop.GradientValidation.Format(t.shape) + " " + t.dtype + " " + t.device_type);
+            sb.Append(t is null ? "null" : Graph.GradientValidation.Format(t.shape) + " " + t.dtype + " " + t.device_type);
         }
         return sb.ToString();
     }

@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: MIT
 using System;
+using System.Collections.Generic;
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
 
 namespace CustomAutograd.Diagnostics;
 
 /// <summary>
-/// The <c>CustomAutograd</c> meter: counters a tool such as <c>dotnet-counters</c> can watch.
+/// The <c>CustomAutograd</c> meter: instruments a tool such as <c>dotnet-counters</c> can watch, each measurement
+/// tagged with the function's name. Nothing is measured (and nothing allocated) while no listener is attached.
 /// </summary>
 internal static class Metrics
 {
     internal const string MeterName = "CustomAutograd";
+    internal const string FunctionTag = "customautograd.function";
 
     private static readonly Meter Meter = new(MeterName);
     private static readonly Counter<long> Applications =
@@ -21,41 +25,62 @@ internal static class Metrics
         Meter.CreateCounter<long>("customautograd.backward.failures", "{call}", "Backward delegates that failed.");
     private static readonly UpDownCounter<long> LiveNodes =
         Meter.CreateUpDownCounter<long>("customautograd.nodes.live", "{node}", "Graph nodes alive.");
+    private static readonly Histogram<double> BackwardDuration =
+        Meter.CreateHistogram<double>("customautograd.backward.duration", "s", "Time spent in each Backward delegate.");
 
-    internal static void Applied() => Add(Applications, 1);
+    internal static void Applied(string function) => Add(Applications, 1, function);
 
-    internal static void BackwardCalled() => Add(BackwardCalls, 1);
+    internal static void BackwardCalled(string function) => Add(BackwardCalls, 1, function);
 
-    internal static void BackwardFailed() => Add(BackwardFailures, 1);
+    internal static void BackwardFailed(string function) => Add(BackwardFailures, 1, function);
 
-    internal static void NodeCreated() => Add(LiveNodes, 1);
+    internal static void NodeCreated(string function) => Add(LiveNodes, 1, function);
 
-    internal static void NodeReleased() => Add(LiveNodes, -1);
+    internal static void NodeReleased(string function) => Add(LiveNodes, -1, function);
+
+    /// <summary>A timestamp to pass to <see cref="BackwardFinished"/>, or 0 when nobody listens.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static long BackwardStarting() => BackwardDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
+
+    internal static void BackwardFinished(string function, long started)
+    {
+        if (started == 0 || !BackwardDuration.Enabled)
+            return;
+        try
+        {
+            BackwardDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>(FunctionTag, function));
+        }
+        catch (Exception e)
+        {
+            DiagnosticsFailure.Report(e);
+        }
+    }
 
     // A listener's callback runs inside Add: what it throws is contained (diagnostics never break the math).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Add(Counter<long> counter, long value)
+    private static void Add(Counter<long> counter, long value, string function)
     {
         if (counter.Enabled)
-            AddSlow(counter, value);
+            AddSlow(counter, value, function);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Add(UpDownCounter<long> counter, long value)
+    private static void Add(UpDownCounter<long> counter, long value, string function)
     {
         if (counter.Enabled)
-            AddSlow(counter, value);
+            AddSlow(counter, value, function);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void AddSlow(Instrument<long> instrument, long value)
+    private static void AddSlow(Instrument<long> instrument, long value, string function)
     {
+        var tag = new KeyValuePair<string, object?>(FunctionTag, function);
         try
         {
             if (instrument is Counter<long> counter)
-                counter.Add(value);
+                counter.Add(value, tag);
             else
-                ((UpDownCounter<long>)instrument).Add(value);
+                ((UpDownCounter<long>)instrument).Add(value, tag);
         }
         catch (Exception e)
         {

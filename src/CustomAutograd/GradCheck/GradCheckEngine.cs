@@ -716,7 +716,7 @@ internal sealed class GradCheckEngine
             {
                 Tensor y = center[_diffOutputs[oo]];
                 bool undefine = c == 0 || c - 1 == oo;
-                outputs[oo] = undefine ? UndefinedGradFunction.Apply(y)[0] : y;
+                outputs[oo] = undefine ? UndefinedGradFunction.Apply(y) : y;
                 zeros[oo] = torch.zeros_like(y);
             }
             string which = c == 0 ? "every output gradient" : $"the gradient of {_outputName(_diffOutputs[c - 1])}";
@@ -756,10 +756,10 @@ internal sealed class GradCheckEngine
 
     /// <summary>Passes its input through and gives its input an undefined gradient, as PyTorch's
     /// <c>torch._C._functions.UndefinedGrad</c>.</summary>
-    private static readonly MultiFunction UndefinedGradFunction = AutogradFunction.CreateMulti(
+    private static readonly UnaryFunction UndefinedGradFunction = AutogradFunction.Create(
         "GradCheck.UndefinedGrad",
-        static (ctx, xs) => new[] { xs[0].clone() },
-        static (ctx, grads) => new Tensor?[] { null },
+        static (ctx, x) => x.clone(),
+        static (ctx, grad) => null,
         new AutogradFunctionOptions { MaterializeGrads = false });
 
     // ---------------------------------------------------------------- comparison and reporting

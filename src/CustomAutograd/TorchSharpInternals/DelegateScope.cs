@@ -3,8 +3,10 @@ using System;
 using System.Runtime.CompilerServices;
 using TorchSharp;
 using static TorchSharp.torch;
+using CustomAutograd.Graph;
+using CustomAutograd.Native;
 
-namespace CustomAutograd.Interop;
+namespace CustomAutograd.TorchSharpInternals;
 
 /// <summary>
 /// The TorchSharp dispose scope each Forward and Backward runs in, so that the tensors it creates die when it

@@ -3,8 +3,10 @@ using System;
 using System.Text;
 using TorchSharp;
 using static TorchSharp.torch;
+using CustomAutograd.Native;
+using CustomAutograd.TorchSharpInternals;
 
-namespace CustomAutograd.Interop;
+namespace CustomAutograd.Graph;
 
 /// <summary>
 /// Checks what a Backward returned before libtorch sees it, so that every mistake is reported with the

@@ -3,8 +3,10 @@ using System;
 using System.Runtime.CompilerServices;
 using TorchSharp;
 using static TorchSharp.torch;
+using CustomAutograd.Graph;
+using CustomAutograd.TorchSharpInternals;
 
-namespace CustomAutograd.Interop;
+namespace CustomAutograd.Native;
 
 /// <summary>
 /// Tensor metadata read straight from LibTorchSharp's exports on the hot path: no managed array and delegate

@@ -2,8 +2,10 @@
 using System;
 using System.Collections;
 using System.Collections.Generic;
+using CustomAutograd.Native;
+using CustomAutograd.TorchSharpInternals;
 
-namespace CustomAutograd.Interop;
+namespace CustomAutograd.Graph;
 
 /// <summary>
 /// A read-only list of flags (NeedsInputGrad). Lists of up to four flags are shared, immutable instances,

@@ -3,8 +3,10 @@ using System;
 using System.Runtime.CompilerServices;
 using TorchSharp;
 using static TorchSharp.torch;
+using CustomAutograd.Graph;
+using CustomAutograd.Native;
 
-namespace CustomAutograd.Interop;
+namespace CustomAutograd.TorchSharpInternals;
 
 /// <summary>
 /// The tensors a Backward receives from the engine (its incoming gradients and its saved tensors): managed

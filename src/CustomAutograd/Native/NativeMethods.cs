@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 using System;
 using System.Runtime.InteropServices;
+using CustomAutograd.Graph;
+using CustomAutograd.TorchSharpInternals;
 
-namespace CustomAutograd.Interop;
+namespace CustomAutograd.Native;
 
 /// <summary>The shim's C ABI (native/include/custom_autograd/ca_api.h); names are identical.</summary>
 internal static unsafe partial class NativeMethods
@@ -82,45 +84,4 @@ internal static unsafe partial class NativeMethods
         int at = message.IndexOf("\nException raised from ", StringComparison.Ordinal);
         return at < 0 ? message : message.Substring(0, at);
     }
-}
-
-/// <summary>Mirror of <c>ca_torch_api</c>; field order is the ABI.</summary>
-[StructLayout(LayoutKind.Sequential)]
-internal struct CaTorchApi
-{
-    public int StructSize;
-    public IntPtr GetAndResetLastErr;
-    public IntPtr TensorDispose;
-    public IntPtr NodeCtor;
-    public IntPtr NodeDisposeSharedPtr;
-    public IntPtr NodeDisposeWeakPtr;
-    public IntPtr NodeSetNextEdges;
-    public IntPtr NodeClearInputMetadata;
-    public IntPtr FunctionWrapOutputs;
-    public IntPtr SavedVariableCtor;
-    public IntPtr SavedVariableDispose;
-    public IntPtr SavedVariableUnpack;
-    public IntPtr SavedVariableResetData;
-    public IntPtr AutogradGrad;
-    public IntPtr GetCurrentGraphTaskKeepGraph;
-    public IntPtr EngineGetDefaultEngine;
-    public IntPtr EngineQueueCallback;
-    public IntPtr TensorNumel;
-    public IntPtr TensorElementSize;
-    public IntPtr TensorDeviceType;
-    public IntPtr TensorRequiresGrad;
-    public IntPtr AutogradBackward;
-}
-
-/// <summary>Mirror of <c>ca_stats</c>.</summary>
-[StructLayout(LayoutKind.Sequential)]
-internal struct CaStats
-{
-    public long LiveNodes;
-    public long LiveSaved;
-    public long LiveClosures;
-    public long PooledNodes;
-    public long NodesCreated;
-    public long BackwardCalls;
-    public long BackwardFailures;
 }

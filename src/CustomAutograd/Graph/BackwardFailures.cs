@@ -3,8 +3,10 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Threading;
+using CustomAutograd.Native;
+using CustomAutograd.TorchSharpInternals;
 
-namespace CustomAutograd.Interop;
+namespace CustomAutograd.Graph;
 
 /// <summary>
 /// Remembers the exceptions thrown by Backwards, so the original can be found from the exception that
@@ -20,11 +22,16 @@ internal static class BackwardFailures
     private static readonly Dictionary<long, Exception> Recent = new();
     private static readonly Queue<long> Order = new();
     private static long s_next;
+    private static Exception? s_last;
+
+    /// <summary>The most recent exception a Backward threw, or null.</summary>
+    internal static Exception? Last => Volatile.Read(ref s_last);
 
     /// <summary>Stores the exception and returns the message for the engine: "name: Type: message [marker]".</summary>
     internal static string Record(string functionName, Exception exception)
     {
         long id = Interlocked.Increment(ref s_next);
+        Volatile.Write(ref s_last, exception);
         lock (Gate)
         {
             Recent[id] = exception;

@@ -5,8 +5,10 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading;
 using TorchSharp;
+using CustomAutograd.Graph;
+using CustomAutograd.TorchSharpInternals;
 
-namespace CustomAutograd.Interop;
+namespace CustomAutograd.Native;
 
 /// <summary>
 /// Loads the shim, resolves LibTorchSharp's exports (and libtorch's keep-graph query) from the
@@ -76,17 +78,14 @@ internal static unsafe class NativeRuntime
     private static void Initialize()
     {
         // Make TorchSharp load its native libraries (and report its own load errors first).
+        LibStdCxxFallback.Apply();
         try
         {
             _ = torch.is_grad_enabled();
         }
         catch (Exception e)
         {
-            throw new CustomAutogradException(
-                "TorchSharp could not load its native library (" + e.Message + "). On Linux distributions whose " +
-                "libstdc++ predates GCC 13 (Debian 12, Ubuntu 22.04), build the application with the CustomAutograd " +
-                "package or the repository's build/LibStdCxxCompat.targets, which write a loadable copy of " +
-                "libLibTorchSharp.so into the output; also reference a libtorch package (e.g. TorchSharp-cpu).", e);
+            throw new CustomAutogradException(LibStdCxxFallback.LoadFailureMessage(e), e);
         }
 
         IntPtr torchSharp = LoadLoaded("libLibTorchSharp.so", out string? torchSharpPath)

@@ -18,28 +18,11 @@ public sealed class PyTorchPortTestAutogradTests
 {
     private const ScalarType F64 = PyTorchPort.F64;
 
-    private static MultiFunction<int> MakeFunction(string name, AutogradFunctionOptions? options, Action? inBackward = null) =>
-        AutogradFunction.CreateMultiWithArgs<int>(
-            name,
-            (ctx, t, pyscalar) =>
-            {
-                ctx.SaveForBackward(t[0], t[1]);
-                return new[] { t[0] + pyscalar * t[1] + t[0] * t[1] };
-            },
-            (ctx, g, pyscalar) =>
-            {
-                inBackward?.Invoke();
-                Tensor var1 = ctx.SavedTensors[0]!, var2 = ctx.SavedTensors[1]!;
-                Tensor go = g[0]!;
-                return new Tensor?[] { go + go * var2, go * pyscalar + go * var1 };
-            },
-            options);
-
     /// <summary>_function_test: backward with create_graph through the function.</summary>
     private static (Tensor X, Tensor Y) FunctionTest(MultiFunction<int> cls)
     {
         Tensor x = PyTorchPort.Randn(5, 5), y = PyTorchPort.Randn(5, 5);
-        Tensor result = cls.Apply(2, x, y)[0];
+        Tensor result = cls.Apply(new[] { x, y }, 2)[0];
         Tensor go = torch.ones(Array.Empty<long>(), dtype: F64, requires_grad: true);
         result.sum().backward(new[] { go }, create_graph: true);
 
@@ -55,11 +38,12 @@ public sealed class PyTorchPortTestAutogradTests
     /// graph_desc(x.grad.grad_fn) is not observable; instead the gradient graph is differentiated:
     /// x.grad = go * (1 + y) and y.grad = go * (2 + x) (go = 1), so d(sum x.grad)/dy = 1 and d(sum y.grad)/dx = 1.
     /// </summary>
+    /// <summary>Also libtorch's CustomAutogradTest.CustomFunction.</summary>
     [Test]
     public void TestAutograd_test_function()
     {
         using var scope = NewDisposeScope();
-        MultiFunction<int> f = MakeFunction("MyFunction", null);
+        MultiFunction<int> f = PyTorchPort.MakeFunction("MyFunction", null);
         (Tensor x, Tensor y) = FunctionTest(f);
 
         Tensor dXGradDy = Autograd.Grad(new[] { x.grad!.sum() }, new[] { y }, retainGraph: true)[0]!;
@@ -78,7 +62,7 @@ public sealed class PyTorchPortTestAutogradTests
     {
         using var scope = NewDisposeScope();
         var gradModeInBackward = new List<bool>();
-        MultiFunction<int> f = MakeFunction("MyFunction", new AutogradFunctionOptions { OnceDifferentiable = true },
+        MultiFunction<int> f = PyTorchPort.MakeFunction("MyFunction", new AutogradFunctionOptions { OnceDifferentiable = true },
                                             () => gradModeInBackward.Add(torch.is_grad_enabled()));
         (Tensor x, Tensor y) = FunctionTest(f);
 
@@ -91,6 +75,7 @@ public sealed class PyTorchPortTestAutogradTests
         PyTorchPort.ClearGrads(x, y);   // avoid leaking memory
     }
 
+    /// <summary>Also libtorch's CustomAutogradTest.FunctionReturnsInput (the backward with create_graph).</summary>
     [TestCase(new long[] { 1 })]
     [TestCase(new long[0])]
     public void TestAutograd_test_function_returns_input(long[] shape)
@@ -106,8 +91,15 @@ public sealed class PyTorchPortTestAutogradTests
             v.grad!.zero_();
         f.Apply(v.clone()).backward();
         PyTorchPort.AssertEqual(v.grad, torch.full(shape, 2.0, dtype: F64), "v.grad");
+
+        v.grad = null;
+        using (new CapturedStderr())   // libtorch warns once that backward(create_graph) makes a reference cycle
+            f.Apply(v).backward(new[] { torch.ones(shape, dtype: F64) }, retain_graph: true, create_graph: true);
+        PyTorchPort.AssertEqual(v.grad, torch.full(shape, 2.0, dtype: F64), "v.grad with create_graph");
+        PyTorchPort.ClearGrads(v);
     }
 
+    /// <summary>Also libtorch's CustomAutogradTest.FunctionReturnsUndefined.</summary>
     [Test]
     public void TestAutograd_test_function_returns_undefined_tensor()
     {
@@ -125,16 +117,19 @@ public sealed class PyTorchPortTestAutogradTests
         Assert.That(Autograd.Grad(new[] { f.Apply(x) }, new[] { x }, allowUnused: true)[0], Is.Null);
     }
 
+    /// <summary>Also libtorch's CustomAutogradTest.MaterializeGrads.</summary>
     [Test]
     public void TestAutograd_test_materialize_grads()
     {
         using var scope = NewDisposeScope();
-        bool? zeros = null;
+        bool called = false, defined = false, zeros = false;
         UnaryFunction f = AutogradFunction.Create(
             "MyFunction",
             (ctx, x) => x,
             (ctx, grad) =>
             {
+                called = true;
+                defined = grad is not null;
                 zeros = grad is not null && grad.shape.SequenceEqual(new long[] { 1 }) && (grad == 0).all().item<bool>();
                 return grad;
             });
@@ -142,14 +137,18 @@ public sealed class PyTorchPortTestAutogradTests
 
         PyTorchPort.UndefinedGrad.Apply(f.Apply(x)).backward();
 
+        Assert.That(called, Is.True, "the backward runs for an undefined incoming gradient");
+        Assert.That(defined, Is.True, "the undefined gradient is materialised");
         Assert.That(zeros, Is.True, "grad == zeros(1)");
+        PyTorchPort.AssertEqual(x.grad, torch.zeros(1, dtype: F64), "x.grad");
     }
 
+    /// <summary>Also libtorch's CustomAutogradTest.DontMaterializeGrads.</summary>
     [Test]
     public void TestAutograd_test_dont_materialize_grads()
     {
         using var scope = NewDisposeScope();
-        bool? isNone = null;
+        bool called = false, isNone = false;
         UnaryFunction f = AutogradFunction.Create(
             "MyFunction",
             (ctx, x) =>
@@ -159,6 +158,7 @@ public sealed class PyTorchPortTestAutogradTests
             },
             (ctx, grad) =>
             {
+                called = true;
                 isNone = grad is null;
                 return grad;
             });
@@ -166,7 +166,9 @@ public sealed class PyTorchPortTestAutogradTests
 
         PyTorchPort.UndefinedGrad.Apply(f.Apply(x)).backward();
 
+        Assert.That(called, Is.True);
         Assert.That(isNone, Is.True, "grad is None");
+        Assert.That(x.grad, Is.Null);
     }
 
     /// <summary>
@@ -183,7 +185,7 @@ public sealed class PyTorchPortTestAutogradTests
             "Func",
             (ctx, x) =>
             {
-                Tensor out0 = x[0].clone(), out1 = x[0].clone();
+                Tensor out0 = x[0]!.clone(), out1 = x[0]!.clone();
                 ctx.MarkNonDifferentiable(out1);
                 ctx.SetMaterializeGrads(false);
                 return new[] { out0, out1 };
@@ -222,7 +224,7 @@ public sealed class PyTorchPortTestAutogradTests
         Exception? e = Assert.Catch(() => t3.sum().backward());
 
         Assert.That(e!.Message, Does.Contain("Simulate error on backward pass"));
-        Assert.That(AutogradFunction.TryGetBackwardException(e, out Exception? original), Is.True);
+        Assert.That(AutogradDiagnostics.TryGetBackwardException(e, out Exception? original), Is.True);
         Assert.That(original!.Message, Is.EqualTo("Simulate error on backward pass"));
     }
 
@@ -240,7 +242,7 @@ public sealed class PyTorchPortTestAutogradTests
             "MyFunction",
             (ctx, t, scale) =>
             {
-                Tensor t1 = t[0], t2 = t[1], t3 = t[2];
+                Tensor t1 = t[0]!, t2 = t[1]!, t3 = t[2]!;
                 Tensor t4 = t1 + t2 * t3;
                 Tensor t5 = t1 * t2 + t3;
                 t4.mul_(scale);
@@ -265,7 +267,7 @@ public sealed class PyTorchPortTestAutogradTests
         Tensor t3 = torch.rand(10, dtype: F64);
         const int Scale = 7;
 
-        Tensor[] res = f.Apply(Scale, t1, t2, t3);
+        Tensor[] res = f.Apply(new[] { t1, t2, t3 }, Scale);
         PyTorchPort.AssertEqual(res[0], (t1 + t2 * t3) * Scale, "t4");
         PyTorchPort.AssertEqual(res[1], (t1 * t2 + t3) * Scale, "t5");
         PyTorchPort.AssertEqual(res[2], t1, "t1");
@@ -279,6 +281,11 @@ public sealed class PyTorchPortTestAutogradTests
     }
 
     /// <summary>See CustomAutogradTest_InvalidGradients for the wording of the error.</summary>
+    /// <summary>
+    /// Also libtorch's CustomAutogradTest.InvalidGradients. libtorch's text is "Function MyFunctionBackward returned an
+    /// invalid gradient at index 0 - got [10] but expected shape compatible with [5, 5]"; the library checks the shape
+    /// itself and words it differently, so the information (function, index, both shapes) is asserted.
+    /// </summary>
     [Test]
     public void TestAutograd_test_invalid_gradients()
     {
@@ -289,9 +296,12 @@ public sealed class PyTorchPortTestAutogradTests
 
         string error = PyTorchPort.ErrorText(() => f.Apply(input).sum().backward());
 
-        Assert.That(error, Does.Contain("shape").And.Contain("[10]").And.Contain("[5, 5]"));
+        Assert.That(error, Does.Contain("MyFunction").And.Contain("shape").And.Contain("[10]").And.Contain("[5, 5]")
+                               .And.Contain("input 0"));
+        Assert.That(input.grad, Is.Null);
     }
 
+    /// <summary>Also libtorch's CustomAutogradTest.MarkNonDifferentiable.</summary>
     [Test]
     public void TestAutograd_test_mark_non_differentiable()
     {
@@ -314,6 +324,7 @@ public sealed class PyTorchPortTestAutogradTests
         PyTorchPort.AssertEqual(x.grad, PyTorchPort.Ones(5, 5).masked_fill(mask, 0), "x.grad");
     }
 
+    /// <summary>Also libtorch's CustomAutogradTest.MarkNonDifferentiableMixed.</summary>
     [Test]
     public void TestAutograd_test_mark_non_differentiable_mixed()
     {
@@ -323,13 +334,13 @@ public sealed class PyTorchPortTestAutogradTests
             "MyFunction",
             (ctx, input) =>
             {
-                Tensor a = input[0] + 1, b = input[0] + 2;
+                Tensor a = input[0]! + 1, b = input[0]! + 2;
                 ctx.MarkNonDifferentiable(a);
                 return new[] { a, b };
             },
             (ctx, g) =>
             {
-                aZero = (g[0]! == 0).all().item<bool>();
+                aZero = g[0] is { } ga && ga.shape.SequenceEqual(new long[] { 5, 5 }) && (ga == 0).all().item<bool>();
                 bOne = (g[1]! == 1).all().item<bool>();
                 return new[] { g[1] };
             });
@@ -345,7 +356,10 @@ public sealed class PyTorchPortTestAutogradTests
         PyTorchPort.AssertEqual(x.grad, PyTorchPort.Ones(5, 5), "x.grad");
     }
 
-    /// <summary>This used to segfault: MyFunction sent back null gradients to MulBackward.</summary>
+    /// <summary>
+    /// This used to segfault: MyFunction sent back null gradients to MulBackward. Also libtorch's
+    /// CustomAutogradTest.MarkNonDifferentiableNone.
+    /// </summary>
     [Test]
     public void TestAutograd_test_mark_non_differentiable_none()
     {
@@ -362,12 +376,14 @@ public sealed class PyTorchPortTestAutogradTests
         Tensor x = PyTorchPort.Randn(5, 5);
 
         Tensor r = f.Apply(x * x);
+        Assert.That(r.requires_grad, Is.False);
         (r * x).sum().backward();
 
         PyTorchPort.AssertEqual(x.grad, x * x, "x.grad");
     }
 
     /// <summary>
+    /// Also libtorch's CustomAutogradTest.ReturnDuplicate.
     /// assertIs(a, b) cannot be checked on TorchSharp wrappers; a and b must be one tensor, so fn(x) = a + b = 4x.
     /// gradcheck/gradgradcheck: d fn/dx = 4, and the vector-Jacobian product 4 * go is linear in go.
     /// </summary>
@@ -379,7 +395,7 @@ public sealed class PyTorchPortTestAutogradTests
             "DoubleDuplicate",
             (ctx, x) =>
             {
-                Tensor output = x[0] * 2;
+                Tensor output = x[0]! * 2;
                 return new[] { output, output };
             },
             (ctx, g) => new[] { g[0]! * 2 + g[1]! * 2 });
@@ -396,6 +412,7 @@ public sealed class PyTorchPortTestAutogradTests
         PyTorchPort.AssertEqual(ggo, 4 * PyTorchPort.Ones(5, 5), "d vjp / d go");
     }
 
+    /// <summary>Also libtorch's CustomAutogradTest.ReturnDuplicateInplace.</summary>
     [Test]
     public void TestAutograd_test_return_duplicate_inplace()
     {
@@ -404,9 +421,9 @@ public sealed class PyTorchPortTestAutogradTests
             "DoubleInplace",
             (ctx, x) =>
             {
-                x[0].mul_(2);
-                ctx.MarkDirty(x[0]);
-                return new[] { x[0], x[0] };
+                x[0]!.mul_(2);
+                ctx.MarkDirty(x[0]!);
+                return new[] { x[0]!, x[0]! };
             },
             (ctx, g) => new[] { g[0]! * 2 + g[1]! * 2 });
         Tensor x = PyTorchPort.Randn(5, 5);
@@ -430,6 +447,7 @@ public sealed class PyTorchPortTestAutogradTests
                     Does.Contain("cannot return more than one Tensor"));
     }
 
+    /// <summary>Also libtorch's CustomAutogradTest.SaveEmptyForBackward.</summary>
     [Test]
     public void TestAutograd_test_save_none_for_backward()
     {
@@ -457,12 +475,13 @@ public sealed class PyTorchPortTestAutogradTests
         PyTorchPort.AssertEqual(x.grad, 2 * x, "x.grad");
     }
 
+    /// <summary>Also libtorch's CustomAutogradTest.TooManyGrads (which only defines the function).</summary>
     [Test]
     public void TestAutograd_test_too_many_grads()
     {
         using var scope = NewDisposeScope();
         MultiFunction f = AutogradFunction.CreateMulti(
-            "MyFn", (ctx, input) => new[] { input[0] }, (ctx, g) => new[] { g[0], null, null });
+            "MyFn", (ctx, input) => new[] { input[0]! }, (ctx, g) => new[] { g[0], null, null });
         Tensor x = PyTorchPort.Randn(5, 5);
 
         f.Apply(x)[0].sum().backward();
@@ -472,7 +491,7 @@ public sealed class PyTorchPortTestAutogradTests
         // Beyond the original: extra gradients that are not None are an error (libtorch's validate_outputs:
         // "function MyFnBackward returned an incorrect number of gradients (expected 1, got 2)").
         MultiFunction tooMany = AutogradFunction.CreateMulti(
-            "MyFn", (ctx, input) => new[] { input[0] }, (ctx, g) => new[] { g[0], g[0] });
+            "MyFn", (ctx, input) => new[] { input[0]! }, (ctx, g) => new[] { g[0], g[0] });
         Assert.That(PyTorchPort.ErrorText(() => tooMany.Apply(x)[0].sum().backward()),
                     Does.Contain("incorrect number of gradients").And.Contain("expected 1, got 2"));
     }
@@ -548,23 +567,38 @@ public sealed class PyTorchPortTestAutogradTests
         Assert.DoesNotThrow(() => cloned.mul_(2), "cloning the output is the documented fix");
     }
 
+    private static readonly MultiFunction DepNoGradF1 = AutogradFunction.CreateMulti(
+        "F1",
+        (ctx, input) =>
+        {
+            Tensor output = torch.randn(input[0]!.shape, dtype: input[0]!.dtype);
+            ctx.MarkNonDifferentiable(output);
+            return new[] { input[0]!, output };
+        },
+        (ctx, g) => new[] { g[0] });
+
+    private static readonly MultiFunction DepNoGradF2 = AutogradFunction.CreateMulti(
+        "F2", (ctx, inputs) => new[] { inputs[0]! }, (ctx, g) => new[] { g[0], null });
+
+    /// <summary>Also libtorch's CustomAutogradTest.DepNoGrad.</summary>
     [Test]
     public void TestAutograd_test_dep_nograd()
     {
         using var scope = NewDisposeScope();
         Tensor x = PyTorchPort.Randn(5);
-        Tensor[] ab = PyTorchPortCustomAutogradTests.DepNoGradF1.Apply(x);
+        Tensor[] ab = DepNoGradF1.Apply(x);
         Tensor a = ab[0];
         Tensor b = ab[1] + 1;   // separate F1 from F2 by another op
         Assert.That(a.requires_grad, Is.True);
         Assert.That(b.requires_grad, Is.False);
 
-        Tensor c = PyTorchPortCustomAutogradTests.DepNoGradF2.Apply(a, b)[0];
+        Tensor c = DepNoGradF2.Apply(a, b)[0];
         c.backward(new[] { torch.ones(c.shape, dtype: F64) });
 
         PyTorchPort.AssertEqual(x.grad, torch.ones(x.shape, dtype: F64), "x.grad");
     }
 
+    /// <summary>Also libtorch's CustomAutogradTest.Reentrant.</summary>
     [Test]
     public void TestAutograd_test_simple_reentrant()
     {
@@ -721,7 +755,7 @@ public sealed class PyTorchPortTestAutogradTests
         using var scope = NewDisposeScope();
         MultiFunction identity = AutogradFunction.CreateMulti(
             "Identity",
-            (ctx, ab) => new[] { ab[0], ab[0] + ab[1] },
+            (ctx, ab) => new[] { ab[0]!, ab[0]! + ab[1]! },
             (ctx, g) => new[] { g[0]! + g[1]!, g[1] });
         Tensor x = PyTorchPort.Randn(5, 5), y = PyTorchPort.Randn(5, 5);
 
@@ -735,6 +769,7 @@ public sealed class PyTorchPortTestAutogradTests
         PyTorchPort.AssertEqual(y.grad, PyTorchPort.Ones(5, 5), "y.grad");
     }
 
+    /// <summary>Also libtorch's CustomAutogradTest.ReturnLeafInplace.</summary>
     [Test]
     public void TestAutograd_test_return_leaf_inplace()
     {
@@ -743,8 +778,8 @@ public sealed class PyTorchPortTestAutogradTests
             "Inplace",
             (ctx, ab) =>
             {
-                ctx.MarkDirty(ab[0]);
-                return new[] { ab[0].add_(ab[1]), ab[1] + 2 };
+                ctx.MarkDirty(ab[0]!);
+                return new[] { ab[0]!.add_(ab[1]!), ab[1]! + 2 };
             },
             (ctx, g) => new[] { g[0], g[0]! + g[1]! });
         Tensor x = torch.randn(new long[] { 5, 5 }, dtype: F64);
@@ -893,7 +928,7 @@ public sealed class PyTorchPortTestAutogradTests
         using var scope = NewDisposeScope();
         MultiFunction multiOutputFn = AutogradFunction.CreateMulti(
             "MultiOutputFn",
-            (ctx, x) => new[] { x[0].slice(0, 0, 5, 1), x[0].slice(0, 5, 10, 1) },
+            (ctx, x) => new[] { x[0]!.slice(0, 0, 5, 1), x[0]!.slice(0, 5, 10, 1) },
             (ctx, grad) => new[] { torch.cat(new[] { grad[0]!, grad[1]! }) });
         UnaryFunction testFn = AutogradFunction.Create(
             "TestFn",
@@ -1038,7 +1073,7 @@ public sealed class PyTorchPortTestAutogradTests
             {
                 inForward = ctx.NeedsInputGrad.ToArray();
                 ctx.SaveForBackward(t[0], t[1], t[2]);
-                return new[] { t[0] * t[1] * t[2] };
+                return new[] { t[0]! * t[1]! * t[2]! };
             },
             (ctx, g) =>
             {

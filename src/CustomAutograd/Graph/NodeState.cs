@@ -3,8 +3,10 @@ using System;
 using System.Runtime.CompilerServices;
 using TorchSharp;
 using static TorchSharp.torch;
+using CustomAutograd.Native;
+using CustomAutograd.TorchSharpInternals;
 
-namespace CustomAutograd.Interop;
+namespace CustomAutograd.Graph;
 
 /// <summary>
 /// The managed state of one graph node, reached from native callbacks through a GCHandle that the
@@ -123,17 +125,4 @@ internal class NodeState
 
     /// <summary>Position of the record after the one at <paramref name="at"/>.</summary>
     internal int NextRecord(int at) => at + 1 + NDim(at);
-}
-
-/// <summary>A node state that also keeps the non-tensor arguments of the call, for the Backward.</summary>
-internal sealed class NodeState<TArgs> : NodeState
-{
-    internal NodeState(AutogradFunction function, InputFlags needsInputGrad, int edgeCount, long[] meta, int outputsStart,
-                       int positionalSaved, string[]? savedNames, object? userState, TArgs args)
-        : base(function, needsInputGrad, edgeCount, meta, outputsStart, positionalSaved, savedNames, userState)
-    {
-        Args = args;
-    }
-
-    internal TArgs Args { get; }
 }

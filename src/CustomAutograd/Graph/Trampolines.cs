@@ -4,8 +4,10 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
+using CustomAutograd.Native;
+using CustomAutograd.TorchSharpInternals;
 
-namespace CustomAutograd.Interop;
+namespace CustomAutograd.Graph;
 
 /// <summary>
 /// The static entry points libtorch's engine reaches through the shim's per-node closures. Each finds
@@ -43,10 +45,11 @@ internal static unsafe class Trampolines
         bool scoped = false;
         Tensor?[]? adopted = null;
         int nAdopted = nGrads + nSaved;
+        long started = Diagnostics.Metrics.BackwardStarting();
         try
         {
             node = (NodeState)GCHandle.FromIntPtr(state).Target!;
-            Diagnostics.Metrics.BackwardCalled();
+            Diagnostics.Metrics.BackwardCalled(node.Function.Name);
             adopted = RentAdopted(nAdopted);
             var gradTensors = new Tensor?[nGrads];
             Adopt(grads, gradTensors, adopted, 0);
@@ -79,7 +82,7 @@ internal static unsafe class Trampolines
                     NativeRuntime.SetGradEnabled(true);
             }
             if (gradMode)
-                inputGrads = node.Function.GuardOnceDifferentiable(gradTensors, inputGrads ?? Array.Empty<Tensor?>());
+                inputGrads = OnceDifferentiableGuard.Connect(node.Function, gradTensors, inputGrads ?? Array.Empty<Tensor?>());
 
             GradientValidation.MapToEdges(node, inputGrads, nResults);
             GradientValidation.CheckNaN(node, inputGrads);
@@ -99,7 +102,7 @@ internal static unsafe class Trampolines
                     // The same tensor for two inputs: one owned handle, borrowed again.
                     results[e] = results[earlier];
                 }
-                else if ((adoptedAt = AutogradFunction.IndexOfReference(adopted, g)) >= 0)
+                else if ((adoptedAt = References.IndexOf(adopted, g)) >= 0)
                 {
                     // An incoming gradient or saved tensor returned as is: its handle goes straight back.
                     results[e] = g.DecoupleFromNativeHandle();
@@ -147,6 +150,8 @@ internal static unsafe class Trampolines
                         ReturnAdopted(adopted, nAdopted);
                     }
                 }
+                if (node is not null)
+                    Diagnostics.Metrics.BackwardFinished(node.Function.Name, started);
             }
             catch (Exception e)
             {
@@ -220,10 +225,9 @@ internal static unsafe class Trampolines
         try
         {
             string name = node?.Function.Name ?? "CustomAutograd function";
-            string message = BackwardFailures.Record(name, e);
-            Diagnostics.Metrics.BackwardFailed();
+            SetCallbackError(BackwardFailures.Record(name, e));
+            Diagnostics.Metrics.BackwardFailed(name);
             Diagnostics.Log.BackwardFailed(name, e);
-            SetCallbackError(message);
         }
         catch
         {
@@ -243,8 +247,10 @@ internal static unsafe class Trampolines
         try
         {
             GCHandle handle = GCHandle.FromIntPtr(state);
+            string? name = (handle.Target as NodeState)?.Function.Name;
             handle.Free();
-            Diagnostics.Metrics.NodeReleased();
+            if (name is not null)
+                Diagnostics.Metrics.NodeReleased(name);
         }
         catch (Exception e)
         {

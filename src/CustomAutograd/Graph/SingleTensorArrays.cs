@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 using static TorchSharp.torch;
+using CustomAutograd.Native;
+using CustomAutograd.TorchSharpInternals;
 
-namespace CustomAutograd.Interop;
+namespace CustomAutograd.Graph;
 
 /// <summary>
 /// Per-thread reuse of the one-element arrays that a one-input function's Apply passes around internally

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MIT
+using static TorchSharp.torch;
+
+namespace CustomAutograd.Graph;
+
+/// <summary>Calls a user Forward (a struct, so that Apply allocates no closure) and makes the node state.</summary>
+internal interface IForwardInvoker
+{
+    /// <summary>True when the array Invoke returns is created by the library, so it may become the result array.</summary>
+    bool OwnsOutputArray { get; }
+
+    Tensor[] Invoke(ForwardContext ctx, Tensor?[] inputs);
+
+    /// <summary>Refuses typed arguments that hold one of this call's outputs (a cycle no collector can free).</summary>
+    void CheckArgs(AutogradFunction function, Tensor[] outputs);
+
+    NodeState CreateState(AutogradFunction function, InputFlags needs, int edgeCount, long[] meta, int outputsStart, ForwardContext ctx);
+}

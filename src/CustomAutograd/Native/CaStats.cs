@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: MIT
+using System.Runtime.InteropServices;
+
+namespace CustomAutograd.Native;
+
+/// <summary>Mirror of <c>ca_stats</c>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct CaStats
+{
+    public long LiveNodes;
+    public long LiveSaved;
+    public long LiveClosures;
+    public long PooledNodes;
+    public long NodesCreated;
+    public long BackwardCalls;
+    public long BackwardFailures;
+}
