@@ -478,7 +478,7 @@ public sealed class CheckpointTests
     {
         using var scope = NewDisposeScope();
         Tensor x = Input(4);
-        Assert.That(() => Checkpoint.Run(xs => new[] { xs[0] * 2, null! }, new[] { x }),
+        Assert.That(() => Checkpoint.Run(xs => new[] { xs[0]! * 2, null! }, new[] { x }),
                     Throws.TypeOf<CustomAutogradException>().With.Message.Contains("null as output 1").And.Message.Contains("tensors only"));
         Assert.That(() => Checkpoint.Run(t => (Tensor)null!, x),
                     Throws.TypeOf<CustomAutogradException>().With.Message.Contains("null as output 0"));
@@ -724,13 +724,30 @@ public sealed class CheckpointTests
         Tensor x = Input(6);
         Tensor mask = torch.rand(6, dtype: ScalarType.Float64);
         Tensor[] outputs = Checkpoint.Run(
-            xs => new[] { xs[0].tanh() * xs[1], xs[0].argmax(), torch.ones(3, dtype: ScalarType.Float64), xs[0].exp() },
+            xs => new[] { xs[0]!.tanh() * xs[1]!, xs[0]!.argmax(), torch.ones(3, dtype: ScalarType.Float64), xs[0]!.exp() },
             new[] { x, mask });
         Assert.That(outputs[1].dtype, Is.EqualTo(ScalarType.Int64));
         Assert.That(outputs[1].requires_grad, Is.False, "an integer output");
         (outputs[0].sum() + outputs[2].sum()).backward();   // output 3 is unused
         TestUtil.AssertClose(x.grad!, mask * (1 - x.detach().tanh().pow(2)), Rtol, Atol);
         Assert.That(mask.grad, Is.Null);
+    }
+
+    [Test]
+    public void Run_ArrayFormWithNullInput_NullReachesTheSegmentAndGetsNoGradient()
+    {
+        using var scope = NewDisposeScope();
+        Tensor x = Input(5);
+        Tensor?[] seen = Array.Empty<Tensor?>();
+        Tensor y = Checkpoint.Run(xs =>
+        {
+            seen = xs;
+            return new[] { xs[1] is null ? xs[0]!.exp() : xs[0]! * xs[1]! };
+        }, new Tensor?[] { x, null })[0];
+        y.sum().backward();
+        Assert.That(seen, Has.Length.EqualTo(2));
+        Assert.That(seen[1], Is.Null);
+        TestUtil.AssertClose(x.grad!, x.detach().exp(), Rtol, Atol);
     }
 
     [Test]

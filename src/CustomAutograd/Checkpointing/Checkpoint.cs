@@ -54,11 +54,11 @@ public static class Checkpoint
     /// <param name="inputs">The inputs.</param>
     /// <param name="options">Options; <see cref="CheckpointOptions.Default"/> when null.</param>
     /// <returns>The outputs, in the order the function returned them.</returns>
-    public static Tensor[] Run(Func<Tensor[], Tensor[]> function, Tensor[] inputs, CheckpointOptions? options = null)
+    public static Tensor[] Run(Func<Tensor?[], Tensor[]> function, Tensor?[] inputs, CheckpointOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(function);
         ArgumentNullException.ThrowIfNull(inputs);
-        return CheckpointFunction.Apply(xs => function(xs!), (Tensor?[])inputs.Clone(), null, options);
+        return CheckpointFunction.Apply(function, (Tensor?[])inputs.Clone(), null, options);
     }
 
     /// <summary>
@@ -89,12 +89,12 @@ public static class Checkpoint
     /// <param name="args">The non-tensor arguments.</param>
     /// <param name="options">Options; <see cref="CheckpointOptions.Default"/> when null.</param>
     /// <returns>The outputs.</returns>
-    public static Tensor[] Run<TArgs>(Func<Tensor[], TArgs, Tensor[]> function, Tensor[] inputs, TArgs args, CheckpointOptions? options = null)
+    public static Tensor[] Run<TArgs>(Func<Tensor?[], TArgs, Tensor[]> function, Tensor?[] inputs, TArgs args, CheckpointOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(function);
         ArgumentNullException.ThrowIfNull(inputs);
         RefuseTensorArgs(args);
-        return CheckpointFunction.Apply(xs => function(xs!, args), (Tensor?[])inputs.Clone(), null, options);
+        return CheckpointFunction.Apply(xs => function(xs, args), (Tensor?[])inputs.Clone(), null, options);
     }
 
     /// <summary>
