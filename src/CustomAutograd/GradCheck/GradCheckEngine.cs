@@ -2,6 +2,7 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using CustomAutograd.Graph;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -108,8 +109,8 @@ internal sealed class GradCheckEngine
             if (strides[d] == 0 && shape[d] > 1)
             {
                 throw new ArgumentException(
-                    $"{name} has a dimension with stride 0 (shape {GradCheckFormat.Shape(shape)}, strides " +
-                    $"{GradCheckFormat.Shape(strides)}), e.g. from expand(): its elements share memory, so they " +
+                    $"{name} has a dimension with stride 0 (shape {ShapeFormat.Format(shape)}, strides " +
+                    $"{ShapeFormat.Format(strides)}), e.g. from expand(): its elements share memory, so they " +
                     "cannot be perturbed one at a time. Pass a contiguous copy (.contiguous()).", nameof(x));
             }
         }
@@ -219,8 +220,8 @@ internal sealed class GradCheckEngine
                 if (!SameShape(outputs[o].shape, _outputShapes[o]))
                 {
                     throw new InvalidOperationException(
-                        $"{_checkName}: {_outputName(o)} has shape {GradCheckFormat.Shape(outputs[o].shape)} after a perturbation, " +
-                        $"{GradCheckFormat.Shape(_outputShapes[o])} before.");
+                        $"{_checkName}: {_outputName(o)} has shape {ShapeFormat.Format(outputs[o].shape)} after a perturbation, " +
+                        $"{ShapeFormat.Format(_outputShapes[o])} before.");
                 }
             }
         }
@@ -443,7 +444,7 @@ internal sealed class GradCheckEngine
         if (!SameShape(g.shape, x.shape))
         {
             Fail(result, GradCheckFailureKind.GradShapeMismatch, o, i,
-                 $"the gradient of {_inputName(i)} has shape {GradCheckFormat.Shape(g.shape)}, the input {GradCheckFormat.Shape(x.shape)} " +
+                 $"the gradient of {_inputName(i)} has shape {ShapeFormat.Format(g.shape)}, the input {ShapeFormat.Format(x.shape)} " +
                  $"(backward of {_outputName(o)}).");
             return false;
         }
@@ -684,7 +685,7 @@ internal sealed class GradCheckEngine
             if (!SameShape(g.shape, x.shape))
             {
                 Fail(result, GradCheckFailureKind.GradShapeMismatch, null, i,
-                     $"the gradient of {_inputName(i)} has shape {GradCheckFormat.Shape(g.shape)}, the input {GradCheckFormat.Shape(x.shape)}.");
+                     $"the gradient of {_inputName(i)} has shape {ShapeFormat.Format(g.shape)}, the input {ShapeFormat.Format(x.shape)}.");
                 return;
             }
             if (g.numel() > 0 && !g.eq(0).all().item<bool>())
