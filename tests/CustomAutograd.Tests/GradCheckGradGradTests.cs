@@ -148,6 +148,6 @@ public sealed class GradCheckGradGradTests
         using var scope = NewDisposeScope();
         Tensor x = Float64(new long[] { 2 });
         Assert.Throws<System.ArgumentException>(() =>
-            GradGradCheck.Check(xs => new[] { xs[0] * 2 }, new[] { x }, new[] { Float64(new long[] { 2 }), Float64(new long[] { 2 }) }));
+            GradGradCheck.Check(xs => new[] { xs[0]! * 2 }, new[] { x }, new[] { Float64(new long[] { 2 }), Float64(new long[] { 2 }) }));
     }
 }

@@ -80,7 +80,7 @@ public sealed class GradCheckTests
     public void Check_PlainTorchSharpFunctionSeveralOutputs_Passes()
     {
         using var scope = NewDisposeScope();
-        static Tensor[] Function(Tensor[] xs) => new[] { xs[0].sin() * xs[1], (xs[0] + xs[1]).exp().sum(), xs[1].cumsum(0) };
+        static Tensor[] Function(Tensor?[] xs) => new[] { xs[0]!.sin() * xs[1]!, (xs[0]! + xs[1]!).exp().sum(), xs[1]!.cumsum(0) };
 
         GradCheckResult result = GradCheck.Check(Function, new[] { Float64(new long[] { 4 }), Float64(new long[] { 4 }) });
 
@@ -130,7 +130,7 @@ public sealed class GradCheckTests
     public void Check_ZeroSizeInput_Passes()
     {
         using var scope = NewDisposeScope();
-        GradCheckResult result = GradCheck.Check(xs => new[] { TestUtil.Sigmoid.Apply(xs[0]), xs[1].sin() },
+        GradCheckResult result = GradCheck.Check(xs => new[] { TestUtil.Sigmoid.Apply(xs[0]!), xs[1]!.sin() },
                                                  new[] { Float64(new long[] { 0, 3 }), Float64(new long[] { 2 }) });
         Assert.That(result.Passed, Is.True, result.ToString);
     }
@@ -184,7 +184,7 @@ public sealed class GradCheckTests
     public void Check_IntegerOutputNextToDifferentiableOne_IsSkipped()
     {
         using var scope = NewDisposeScope();
-        GradCheckResult result = GradCheck.Check(xs => new[] { xs[0].argmax(), xs[0].sin() }, new[] { Float64(new long[] { 4 }) });
+        GradCheckResult result = GradCheck.Check(xs => new[] { xs[0]!.argmax(), xs[0]!.sin() }, new[] { Float64(new long[] { 4 }) });
         Assert.That(result.Passed, Is.True, result.ToString);
         Assert.That(result.DifferentiableOutputCount, Is.EqualTo(1));
     }
