@@ -184,7 +184,7 @@ public static class Autograd
                 if (outputs[i].numel() != 1)
                 {
                     throw new ArgumentException(
-                        $"{parameter}[{i}] is null but tensor {i} is not a scalar (shape {GradientValidation.Format(outputs[i].shape)}); " +
+                        $"{parameter}[{i}] is null but tensor {i} is not a scalar (shape {ShapeFormat.Format(outputs[i].shape)}); " +
                         "ones can be implied only for scalars.", parameter);
                 }
                 g = torch.ones_like(outputs[i]);

@@ -85,10 +85,11 @@ public sealed class GradCheckGradGradTests
         Assert.That(result.FailureKind, Is.EqualTo(GradCheckFailureKind.JacobianMismatch));
         Assert.That(result.OutputName, Is.EqualTo("grad of input 0"));
         Assert.That(result.InputName, Is.EqualTo("input 0"));
-        Assert.That(result.InputElementIndex, Is.EqualTo(new long[] { 1 }));
-        Assert.That(result.OutputElementIndex, Is.EqualTo(new long[] { 1 }));
-        Assert.That(result.Numerical, Is.EqualTo(-12.0).Within(1e-6));
-        Assert.That(result.Analytical, Is.EqualTo(0.0));
+        GradCheckMismatch mismatch = result.FirstMismatch!;
+        Assert.That(mismatch.InputElementIndex, Is.EqualTo(new long[] { 1 }));
+        Assert.That(mismatch.OutputElementIndex, Is.EqualTo(new long[] { 1 }));
+        Assert.That(mismatch.Numerical, Is.EqualTo(-12.0).Within(1e-6));
+        Assert.That(mismatch.Analytical, Is.EqualTo(0.0));
         Assert.That(result.ToString(), Does.StartWith("GradGradCheck failed").And.Contain("d grad of input 0[1] / d input 0[1]"));
     }
 
@@ -105,9 +106,10 @@ public sealed class GradCheckGradGradTests
         Assert.That(first.Passed, Is.True, "the first derivative is right: " + first);
         Assert.That(result.Mismatches, Has.Count.EqualTo(1));
         Assert.That(result.InputName, Is.EqualTo("input 0"));
-        Assert.That(result.InputElementIndex, Is.EqualTo(new long[] { 1 }));
-        Assert.That(result.Numerical, Is.EqualTo(-12.0).Within(1e-6));
-        Assert.That(result.Analytical, Is.EqualTo(-6.0).Within(1e-12), "the planted 3 x g instead of 6 x g");
+        GradCheckMismatch mismatch = result.FirstMismatch!;
+        Assert.That(mismatch.InputElementIndex, Is.EqualTo(new long[] { 1 }));
+        Assert.That(mismatch.Numerical, Is.EqualTo(-12.0).Within(1e-6));
+        Assert.That(mismatch.Analytical, Is.EqualTo(-6.0).Within(1e-12), "the planted 3 x g instead of 6 x g");
     }
 
     [Test]
@@ -123,9 +125,10 @@ public sealed class GradCheckGradGradTests
         Assert.That(result.Mismatches, Has.Count.EqualTo(1));
         Assert.That(result.InputIndex, Is.EqualTo(1));
         Assert.That(result.InputName, Is.EqualTo("grad_outputs[0]"));
-        Assert.That(result.InputElementIndex, Is.EqualTo(new long[] { 1 }));
-        Assert.That(result.Numerical, Is.EqualTo(12.0).Within(1e-6));
-        Assert.That(result.Analytical, Is.EqualTo(8.0).Within(1e-12));
+        GradCheckMismatch mismatch = result.FirstMismatch!;
+        Assert.That(mismatch.InputElementIndex, Is.EqualTo(new long[] { 1 }));
+        Assert.That(mismatch.Numerical, Is.EqualTo(12.0).Within(1e-6));
+        Assert.That(mismatch.Analytical, Is.EqualTo(8.0).Within(1e-12));
         Assert.That(result.ToString(), Does.Contain("with respect to grad_outputs[0]"));
     }
 
@@ -145,6 +148,6 @@ public sealed class GradCheckGradGradTests
         using var scope = NewDisposeScope();
         Tensor x = Float64(new long[] { 2 });
         Assert.Throws<System.ArgumentException>(() =>
-            GradGradCheck.Check(xs => new[] { xs[0] * 2 }, new[] { x }, new[] { Float64(new long[] { 2 }), Float64(new long[] { 2 }) }));
+            GradGradCheck.Check(xs => new[] { xs[0]! * 2 }, new[] { x }, new[] { Float64(new long[] { 2 }), Float64(new long[] { 2 }) }));
     }
 }

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: MIT
+using System;
+using System.Collections.Generic;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -290,6 +292,103 @@ internal static class GradCheckTestFunctions
             return 3 * x * x * g;
         },
         new AutogradFunctionOptions { OnceDifferentiable = true });
+
+    // ---------------------------------------------------------------- every function form
+
+    /// <summary>a * b + c element-wise, c optional (a three-tensor form).</summary>
+    internal static readonly TernaryFunction MulAdd = MulAddWithBiasGradScale("GcMulAdd", 1);
+
+    /// <summary>a * b + c whose Backward gives c twice its gradient (the other two are right).</summary>
+    internal static readonly TernaryFunction MulAddWrongBiasGrad = MulAddWithBiasGradScale("GcMulAddWrongBiasGrad", 2);
+
+    private static TernaryFunction MulAddWithBiasGradScale(string name, double biasGradScale) => AutogradFunction.Create(
+        name,
+        (ctx, a, b, c) =>
+        {
+            ctx.SaveForBackward(a, b);
+            return c is null ? a * b : a * b + c;
+        },
+        (ctx, g) => ctx.SavedTensors is [{ } a, { } b]
+            ? (g * b, g * a, ctx.NeedsInputGrad is [_, _, true] ? g * biasGradScale : null)
+            : throw new InvalidOperationException(name + " saves a and b."));
+
+    /// <summary>The element-wise product of the inputs that are not null (an array form).</summary>
+    internal static readonly MultiFunction ProductOfPresent = AutogradFunction.CreateMulti(
+        "GcProductOfPresent",
+        (ctx, xs) =>
+        {
+            ctx.SaveForBackward(xs);
+            return new[] { Product(xs, 1.0) };
+        },
+        (ctx, gs) => ProductGradients(ctx.SavedTensors, gs, 1.0));
+
+    /// <summary>k x, the factor k a typed argument.</summary>
+    internal static readonly UnaryFunction<double> ScaleBy = AutogradFunction.CreateWithArgs<double>(
+        "GcScaleBy", (ctx, x, k) => x * k, (ctx, g, k) => g * k);
+
+    /// <summary>k a b element-wise, the factor k a typed argument.</summary>
+    internal static readonly BinaryFunction<double> ScaledProduct = AutogradFunction.CreateWithArgs<double>(
+        "GcScaledProduct",
+        (ctx, a, b, k) =>
+        {
+            ctx.SaveForBackward(a, b);
+            return a * b * k;
+        },
+        (ctx, g, k) => ctx.SavedTensors is [{ } a, { } b] ? (g * b * k, g * a * k) : throw new InvalidOperationException("saves a and b"));
+
+    /// <summary>k a b + c element-wise, c optional, the factor k a typed argument.</summary>
+    internal static readonly TernaryFunction<double> ScaledMulAdd = AutogradFunction.CreateWithArgs<double>(
+        "GcScaledMulAdd",
+        (ctx, a, b, c, k) =>
+        {
+            ctx.SaveForBackward(a, b);
+            return c is null ? a * b * k : a * b * k + c;
+        },
+        (ctx, g, k) => ctx.SavedTensors is [{ } a, { } b]
+            ? (g * b * k, g * a * k, ctx.NeedsInputGrad is [_, _, true] ? g : null)
+            : throw new InvalidOperationException("saves a and b"));
+
+    /// <summary>k times the element-wise product of the inputs that are not null, the factor k a typed argument.</summary>
+    internal static readonly MultiFunction<double> ScaledProductOfPresent = AutogradFunction.CreateMultiWithArgs<double>(
+        "GcScaledProductOfPresent",
+        (ctx, xs, k) =>
+        {
+            ctx.SaveForBackward(xs);
+            return new[] { Product(xs, k) };
+        },
+        (ctx, gs, k) => ProductGradients(ctx.SavedTensors, gs, k));
+
+    private static Tensor Product(IReadOnlyList<Tensor?> xs, double scale)
+    {
+        Tensor? product = null;
+        foreach (Tensor? x in xs)
+        {
+            if (x is not null)
+                product = product is null ? x * scale : product * x;
+        }
+        return product ?? throw new ArgumentException("every input is null");
+    }
+
+    /// <summary>The gradients of <c>scale * (product of the present inputs)</c>: null for a null input.</summary>
+    private static Tensor?[] ProductGradients(IReadOnlyList<Tensor?> saved, IReadOnlyList<Tensor?> grads, double scale)
+    {
+        if (grads is not [{ } g])
+            throw new InvalidOperationException("one output, gradients materialised");
+        var result = new Tensor?[saved.Count];
+        for (int i = 0; i < saved.Count; i++)
+        {
+            if (saved[i] is null)
+                continue;
+            Tensor gi = g * scale;
+            for (int j = 0; j < saved.Count; j++)
+            {
+                if (j != i && saved[j] is { } other)
+                    gi = gi * other;
+            }
+            result[i] = gi;
+        }
+        return result;
+    }
 
     internal static Tensor Float64(long[] shape, bool requiresGrad = true) =>
         torch.randn(shape, dtype: ScalarType.Float64, requires_grad: requiresGrad);

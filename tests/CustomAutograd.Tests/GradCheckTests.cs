@@ -80,7 +80,7 @@ public sealed class GradCheckTests
     public void Check_PlainTorchSharpFunctionSeveralOutputs_Passes()
     {
         using var scope = NewDisposeScope();
-        static Tensor[] Function(Tensor[] xs) => new[] { xs[0].sin() * xs[1], (xs[0] + xs[1]).exp().sum(), xs[1].cumsum(0) };
+        static Tensor[] Function(Tensor?[] xs) => new[] { xs[0]!.sin() * xs[1]!, (xs[0]! + xs[1]!).exp().sum(), xs[1]!.cumsum(0) };
 
         GradCheckResult result = GradCheck.Check(Function, new[] { Float64(new long[] { 4 }), Float64(new long[] { 4 }) });
 
@@ -130,7 +130,7 @@ public sealed class GradCheckTests
     public void Check_ZeroSizeInput_Passes()
     {
         using var scope = NewDisposeScope();
-        GradCheckResult result = GradCheck.Check(xs => new[] { TestUtil.Sigmoid.Apply(xs[0]), xs[1].sin() },
+        GradCheckResult result = GradCheck.Check(xs => new[] { TestUtil.Sigmoid.Apply(xs[0]!), xs[1]!.sin() },
                                                  new[] { Float64(new long[] { 0, 3 }), Float64(new long[] { 2 }) });
         Assert.That(result.Passed, Is.True, result.ToString);
     }
@@ -184,7 +184,7 @@ public sealed class GradCheckTests
     public void Check_IntegerOutputNextToDifferentiableOne_IsSkipped()
     {
         using var scope = NewDisposeScope();
-        GradCheckResult result = GradCheck.Check(xs => new[] { xs[0].argmax(), xs[0].sin() }, new[] { Float64(new long[] { 4 }) });
+        GradCheckResult result = GradCheck.Check(xs => new[] { xs[0]!.argmax(), xs[0]!.sin() }, new[] { Float64(new long[] { 4 }) });
         Assert.That(result.Passed, Is.True, result.ToString);
         Assert.That(result.DifferentiableOutputCount, Is.EqualTo(1));
     }
@@ -239,11 +239,12 @@ public sealed class GradCheckTests
         Assert.That(result.FailureKind, Is.EqualTo(GradCheckFailureKind.JacobianMismatch));
         Assert.That(result.InputIndex, Is.EqualTo(0));
         Assert.That(result.OutputIndex, Is.EqualTo(0));
-        Assert.That(result.InputElementIndex, Is.EqualTo(new long[] { 1, 1 }));
-        Assert.That(result.OutputElementIndex, Is.EqualTo(new long[] { 1, 1 }));
-        Assert.That(result.Numerical, Is.EqualTo(expected).Within(1e-8));
-        Assert.That(result.Analytical, Is.EqualTo(-expected).Within(1e-12));
-        Assert.That(result.FirstMismatch!.MismatchedCount, Is.EqualTo(4), "the four diagonal elements");
+        GradCheckMismatch mismatch = result.FirstMismatch!;
+        Assert.That(mismatch.InputElementIndex, Is.EqualTo(new long[] { 1, 1 }));
+        Assert.That(mismatch.OutputElementIndex, Is.EqualTo(new long[] { 1, 1 }));
+        Assert.That(mismatch.Numerical, Is.EqualTo(expected).Within(1e-8));
+        Assert.That(mismatch.Analytical, Is.EqualTo(-expected).Within(1e-12));
+        Assert.That(mismatch.MismatchedCount, Is.EqualTo(4), "the four diagonal elements");
         string report = result.ToString();
         Assert.That(report, Does.Contain("Jacobian mismatch for output 0 with respect to input 0"));
         Assert.That(report, Does.Contain("d output 0[1, 1] / d input 0[1, 1]"));
@@ -261,10 +262,11 @@ public sealed class GradCheckTests
         GradCheckResult result = GradCheck.Check(TanhWrongScale, x, NoRaise);
 
         Assert.That(result.FailureKind, Is.EqualTo(GradCheckFailureKind.JacobianMismatch));
-        Assert.That(result.InputElementIndex, Is.EqualTo(new long[] { 0 }));
-        Assert.That(result.OutputElementIndex, Is.EqualTo(new long[] { 0 }));
-        Assert.That(result.Numerical, Is.EqualTo(expected).Within(1e-8));
-        Assert.That(result.Analytical, Is.EqualTo(2 * expected).Within(1e-12));
+        GradCheckMismatch mismatch = result.FirstMismatch!;
+        Assert.That(mismatch.InputElementIndex, Is.EqualTo(new long[] { 0 }));
+        Assert.That(mismatch.OutputElementIndex, Is.EqualTo(new long[] { 0 }));
+        Assert.That(mismatch.Numerical, Is.EqualTo(expected).Within(1e-8));
+        Assert.That(mismatch.Analytical, Is.EqualTo(2 * expected).Within(1e-12));
         Assert.That(result.ToString(), Does.Contain("d output 0[0] / d input 0[0]"));
     }
 
@@ -283,11 +285,12 @@ public sealed class GradCheckTests
         Assert.That(result.InputIndex, Is.EqualTo(0));
         Assert.That(result.OutputIndex, Is.EqualTo(0));
         // d y[i, j] / d a[i, l] = b[l, j]; the planted backward gives b[j, l].
-        long i = result.OutputElementIndex![0], j = result.OutputElementIndex[1];
-        Assert.That(result.InputElementIndex![0], Is.EqualTo(i));
-        long l = result.InputElementIndex[1];
-        Assert.That(result.Numerical, Is.EqualTo(bValues[l, j]).Within(1e-8));
-        Assert.That(result.Analytical, Is.EqualTo(bValues[j, l]).Within(1e-12));
+        GradCheckMismatch mismatch = result.FirstMismatch!;
+        long i = mismatch.OutputElementIndex[0], j = mismatch.OutputElementIndex[1];
+        Assert.That(mismatch.InputElementIndex[0], Is.EqualTo(i));
+        long l = mismatch.InputElementIndex[1];
+        Assert.That(mismatch.Numerical, Is.EqualTo(bValues[l, j]).Within(1e-8));
+        Assert.That(mismatch.Analytical, Is.EqualTo(bValues[j, l]).Within(1e-12));
         Assert.That(result.ToString(), Does.Contain($"d output 0[{i}, {j}] / d input 0[{i}, {l}]"));
     }
 
@@ -326,10 +329,11 @@ public sealed class GradCheckTests
         Assert.That(result.Mismatches, Has.Count.EqualTo(1));
         Assert.That(result.OutputIndex, Is.EqualTo(1));
         Assert.That(result.InputIndex, Is.EqualTo(0));
-        Assert.That(result.OutputElementIndex, Is.EqualTo(new long[] { 1 }));
-        Assert.That(result.InputElementIndex, Is.EqualTo(new long[] { 1 }));
-        Assert.That(result.Numerical, Is.EqualTo(-5.0).Within(1e-8));
-        Assert.That(result.Analytical, Is.EqualTo(0.0));
+        GradCheckMismatch mismatch = result.FirstMismatch!;
+        Assert.That(mismatch.OutputElementIndex, Is.EqualTo(new long[] { 1 }));
+        Assert.That(mismatch.InputElementIndex, Is.EqualTo(new long[] { 1 }));
+        Assert.That(mismatch.Numerical, Is.EqualTo(-5.0).Within(1e-8));
+        Assert.That(mismatch.Analytical, Is.EqualTo(0.0));
         string report = result.ToString();
         Assert.That(report, Does.Contain("Jacobian mismatch for output 1 with respect to input 0"));
         Assert.That(report, Does.Contain("d output 1[1] / d input 0[1]"));
@@ -348,9 +352,10 @@ public sealed class GradCheckTests
 
         Assert.That(result.Mismatches, Has.Count.EqualTo(1));
         Assert.That(result.InputIndex, Is.EqualTo(1));
-        Assert.That(result.InputElementIndex, Is.EqualTo(new long[] { 1 }));
-        Assert.That(result.Numerical, Is.EqualTo(-3.0).Within(1e-8), "d(a*b)/db = a");
-        Assert.That(result.Analytical, Is.EqualTo(0.0));
+        GradCheckMismatch mismatch = result.FirstMismatch!;
+        Assert.That(mismatch.InputElementIndex, Is.EqualTo(new long[] { 1 }));
+        Assert.That(mismatch.Numerical, Is.EqualTo(-3.0).Within(1e-8), "d(a*b)/db = a");
+        Assert.That(mismatch.Analytical, Is.EqualTo(0.0));
         Assert.That(result.ToString(), Does.Contain("d output 0[1] / d input 1[1]"));
     }
 
@@ -541,7 +546,7 @@ public sealed class GradCheckTests
         GradCheckResult result = GradCheck.Check(TestUtil.SumAndProduct, new[] { Float64(new long[] { 2 }), Float64(new long[] { 2 }, requiresGrad: false) });
         Assert.That(result.ToString(), Does.StartWith("GradCheck passed (slow mode): 1 of 2 inputs and 2 of 2 outputs differentiable."));
         Assert.That(result.Mismatches, Is.Empty);
-        Assert.That(result.Numerical, Is.Null);
+        Assert.That(result.FirstMismatch, Is.Null);
     }
 }
 

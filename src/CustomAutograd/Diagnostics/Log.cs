@@ -158,7 +158,7 @@ internal static partial class Log
             if (i > 0)
                 sb.Append(", ");
             Tensor? t = tensors[i];
-            sb.Append(t is null ? "null" : Graph.GradientValidation.Format(t.shape) + " " + t.dtype + " " + t.device_type);
+            sb.Append(t is null ? "null" : Graph.ShapeFormat.Format(t.shape) + " " + t.dtype + " " + t.device_type);
         }
         return sb.ToString();
     }

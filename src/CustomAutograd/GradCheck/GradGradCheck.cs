@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 using System;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.Globalization;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -12,7 +13,8 @@ namespace CustomAutograd;
 /// <see cref="GradCheck"/> on the function <c>(inputs, grad_outputs) -&gt; gradients of the inputs</c>, computed
 /// by <see cref="Autograd.Grad"/> with <c>createGraph: true</c>. It checks that a Backward is itself correctly
 /// differentiable: written with differentiable tensor operations, not detached, not
-/// <see cref="AutogradFunctionOptions.OnceDifferentiable"/>.
+/// <see cref="AutogradFunctionOptions.OnceDifferentiable"/>. Accepts every form of custom function and any
+/// function of TorchSharp operations, as <see cref="GradCheck"/> does, plus optional output gradients.
 /// </summary>
 /// <remarks>
 /// In the result, inputs are numbered as the function's inputs followed by the output gradients (named
@@ -24,8 +26,9 @@ namespace CustomAutograd;
 public static class GradGradCheck
 {
     /// <summary>Checks the second derivatives of a function of several tensors with several results.</summary>
-    /// <param name="function">The function.</param>
-    /// <param name="inputs">The point to check at; only inputs with <c>requires_grad</c> are checked.</param>
+    /// <param name="function">The function; it receives the inputs in order, nulls included.</param>
+    /// <param name="inputs">The point to check at; only inputs with <c>requires_grad</c> are checked, and null
+    /// entries are passed to the function as null.</param>
     /// <param name="gradOutputs">One gradient per output (for outputs that do not require grad, any tensor;
     /// it is ignored); those with <c>requires_grad</c> are checked too. Null: random values in [-1, 1) with each
     /// output's shape, dtype and device, requiring grad (seeded by <see cref="GradCheckOptions.Seed"/>,
@@ -34,7 +37,7 @@ public static class GradGradCheck
     /// <returns>The result; with <see cref="GradCheckOptions.RaiseException"/> (the default) a passed one.</returns>
     /// <exception cref="GradCheckException">The check failed and <see cref="GradCheckOptions.RaiseException"/> is set.</exception>
     /// <exception cref="ArgumentException">No input requires grad, or the output gradients do not match the outputs.</exception>
-    public static GradCheckResult Check(Func<Tensor[], Tensor[]> function, IReadOnlyList<Tensor> inputs,
+    public static GradCheckResult Check(Func<Tensor?[], Tensor[]> function, IReadOnlyList<Tensor?> inputs,
                                         IReadOnlyList<Tensor>? gradOutputs = null, GradCheckOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(function);
@@ -47,9 +50,7 @@ public static class GradGradCheck
         var differentiable = new List<int>();
         for (int i = 0; i < inputCount; i++)
         {
-            if (inputs[i] is null)
-                throw new ArgumentNullException(nameof(inputs), $"inputs[{i}] is null.");
-            if (inputs[i].requires_grad)
+            if (inputs[i] is { requires_grad: true })
                 differentiable.Add(i);
         }
         if (differentiable.Count == 0)
@@ -63,9 +64,9 @@ public static class GradGradCheck
         Tensor[] grads = gradOutputs is null ? MakeGradOutputs(function, inputs, options) : CopyList(gradOutputs);
         int outputCount = grads.Length;
 
-        Tensor[] GradientFunction(Tensor[] all)
+        Tensor[] GradientFunction(Tensor?[] all)
         {
-            Tensor[] xs = all.AsSpan(0, inputCount).ToArray();
+            Tensor?[] xs = all.AsSpan(0, inputCount).ToArray();
             Tensor[] outputs = function(xs)
                 ?? throw new InvalidOperationException($"{nameof(GradGradCheck)}: the function returned null instead of an array of outputs.");
             if (outputs.Length != outputCount)
@@ -80,14 +81,12 @@ public static class GradGradCheck
                 if (outputs[k] is { requires_grad: true } y)
                 {
                     selected.Add(y);
-                    selectedGrads.Add(all[inputCount + k]);
+                    selectedGrads.Add(all[inputCount + k] ?? throw new UnreachableException("An output gradient is never null."));
                 }
             }
             if (selected.Count == 0)
                 throw new InvalidOperationException($"{nameof(GradGradCheck)}: no output of the function requires grad.");
-            var differentiated = new Tensor[diffInputs.Length];
-            for (int j = 0; j < diffInputs.Length; j++)
-                differentiated[j] = xs[diffInputs[j]];
+            Tensor[] differentiated = Array.ConvertAll(diffInputs, i => xs[i] ?? throw new UnreachableException("A differentiable input is never null."));
             Tensor?[] g = Autograd.Grad(selected, differentiated, selectedGrads, createGraph: true, allowUnused: true);
             var result = new Tensor[diffInputs.Length];
             for (int j = 0; j < diffInputs.Length; j++)
@@ -95,11 +94,10 @@ public static class GradGradCheck
             return result;
         }
 
-        var all = new Tensor[inputCount + outputCount];
+        var all = new Tensor?[inputCount + outputCount];
         for (int i = 0; i < inputCount; i++)
             all[i] = inputs[i];
-        for (int k = 0; k < outputCount; k++)
-            all[inputCount + k] = grads[k];
+        grads.CopyTo(all, inputCount);
 
         string InputName(int i) => i < inputCount
             ? GradCheckEngine.DefaultInputName(i)
@@ -118,10 +116,7 @@ public static class GradGradCheck
     /// <exception cref="GradCheckException">The check failed and <see cref="GradCheckOptions.RaiseException"/> is set.</exception>
     public static GradCheckResult Check(Func<Tensor, Tensor> function, Tensor input, Tensor? gradOutput = null,
                                         GradCheckOptions? options = null)
-    {
-        ArgumentNullException.ThrowIfNull(function);
-        return Check(xs => new[] { function(xs[0]) }, new[] { input }, gradOutput is null ? null : new[] { gradOutput }, options);
-    }
+        => Check(FunctionForms.Of(function), new[] { input }, SingleGradOutput(gradOutput), options);
 
     /// <summary>Checks the second derivatives of a function of two tensors with one result.</summary>
     /// <param name="function">The function.</param>
@@ -133,10 +128,7 @@ public static class GradGradCheck
     /// <exception cref="GradCheckException">The check failed and <see cref="GradCheckOptions.RaiseException"/> is set.</exception>
     public static GradCheckResult Check(Func<Tensor, Tensor, Tensor> function, Tensor a, Tensor b, Tensor? gradOutput = null,
                                         GradCheckOptions? options = null)
-    {
-        ArgumentNullException.ThrowIfNull(function);
-        return Check(xs => new[] { function(xs[0], xs[1]) }, new[] { a, b }, gradOutput is null ? null : new[] { gradOutput }, options);
-    }
+        => Check(FunctionForms.Of(function), new[] { a, b }, SingleGradOutput(gradOutput), options);
 
     /// <summary>Checks that a custom function of one tensor has a correctly differentiable Backward.</summary>
     /// <param name="function">The custom function.</param>
@@ -146,10 +138,7 @@ public static class GradGradCheck
     /// <returns>The result.</returns>
     /// <exception cref="GradCheckException">The check failed and <see cref="GradCheckOptions.RaiseException"/> is set.</exception>
     public static GradCheckResult Check(UnaryFunction function, Tensor input, Tensor? gradOutput = null, GradCheckOptions? options = null)
-    {
-        ArgumentNullException.ThrowIfNull(function);
-        return Check(function.Apply, input, gradOutput, options);
-    }
+        => Check(FunctionForms.Of(function), new[] { input }, SingleGradOutput(gradOutput), options);
 
     /// <summary>Checks that a custom function of two tensors has a correctly differentiable Backward.</summary>
     /// <param name="function">The custom function.</param>
@@ -161,24 +150,92 @@ public static class GradGradCheck
     /// <exception cref="GradCheckException">The check failed and <see cref="GradCheckOptions.RaiseException"/> is set.</exception>
     public static GradCheckResult Check(BinaryFunction function, Tensor a, Tensor b, Tensor? gradOutput = null,
                                         GradCheckOptions? options = null)
-    {
-        ArgumentNullException.ThrowIfNull(function);
-        return Check(function.Apply, a, b, gradOutput, options);
-    }
+        => Check(FunctionForms.Of(function), new[] { a, b }, SingleGradOutput(gradOutput), options);
+
+    /// <summary>Checks that a custom function of three tensors has a correctly differentiable Backward, e.g.
+    /// <c>GradGradCheck.Check(linear, x, w, null)</c> without its optional third input.</summary>
+    /// <param name="function">The custom function.</param>
+    /// <param name="a">The first input.</param>
+    /// <param name="b">The second input.</param>
+    /// <param name="c">The third input, or null (then not checked).</param>
+    /// <param name="gradOutput">The output's gradient; null for a random one.</param>
+    /// <param name="options">Options; <see cref="GradCheckOptions.Default"/> when null.</param>
+    /// <returns>The result.</returns>
+    /// <exception cref="GradCheckException">The check failed and <see cref="GradCheckOptions.RaiseException"/> is set.</exception>
+    public static GradCheckResult Check(TernaryFunction function, Tensor a, Tensor b, Tensor? c, Tensor? gradOutput = null,
+                                        GradCheckOptions? options = null)
+        => Check(FunctionForms.Of(function), new[] { a, b, c }, SingleGradOutput(gradOutput), options);
 
     /// <summary>Checks that a custom function of any number of tensors has a correctly differentiable Backward.</summary>
     /// <param name="function">The custom function.</param>
-    /// <param name="inputs">The point to check at.</param>
+    /// <param name="inputs">The point to check at; null entries are passed as null and not checked.</param>
     /// <param name="gradOutputs">One gradient per output; null for random ones.</param>
     /// <param name="options">Options; <see cref="GradCheckOptions.Default"/> when null.</param>
     /// <returns>The result.</returns>
     /// <exception cref="GradCheckException">The check failed and <see cref="GradCheckOptions.RaiseException"/> is set.</exception>
-    public static GradCheckResult Check(MultiFunction function, IReadOnlyList<Tensor> inputs, IReadOnlyList<Tensor>? gradOutputs = null,
+    public static GradCheckResult Check(MultiFunction function, IReadOnlyList<Tensor?> inputs, IReadOnlyList<Tensor>? gradOutputs = null,
                                         GradCheckOptions? options = null)
-    {
-        ArgumentNullException.ThrowIfNull(function);
-        return Check(xs => function.Apply(xs), inputs, gradOutputs, options);
-    }
+        => Check(FunctionForms.Of(function), inputs, gradOutputs, options);
+
+    /// <summary>Checks that a custom function of one tensor with typed arguments has a correctly differentiable
+    /// Backward, e.g. <c>GradGradCheck.Check(mulConstant, x, 5.0)</c>.</summary>
+    /// <typeparam name="TArgs">The arguments' type.</typeparam>
+    /// <param name="function">The custom function.</param>
+    /// <param name="input">The point to check at; must require grad.</param>
+    /// <param name="args">The arguments passed to every call (they get no gradient).</param>
+    /// <param name="gradOutput">The output's gradient; null for a random one.</param>
+    /// <param name="options">Options; <see cref="GradCheckOptions.Default"/> when null.</param>
+    /// <returns>The result.</returns>
+    /// <exception cref="GradCheckException">The check failed and <see cref="GradCheckOptions.RaiseException"/> is set.</exception>
+    public static GradCheckResult Check<TArgs>(UnaryFunction<TArgs> function, Tensor input, TArgs args, Tensor? gradOutput = null,
+                                               GradCheckOptions? options = null)
+        => Check(FunctionForms.Of(function, args), new[] { input }, SingleGradOutput(gradOutput), options);
+
+    /// <summary>Checks that a custom function of two tensors with typed arguments has a correctly differentiable Backward.</summary>
+    /// <typeparam name="TArgs">The arguments' type.</typeparam>
+    /// <param name="function">The custom function.</param>
+    /// <param name="a">The first input.</param>
+    /// <param name="b">The second input.</param>
+    /// <param name="args">The arguments passed to every call.</param>
+    /// <param name="gradOutput">The output's gradient; null for a random one.</param>
+    /// <param name="options">Options; <see cref="GradCheckOptions.Default"/> when null.</param>
+    /// <returns>The result.</returns>
+    /// <exception cref="GradCheckException">The check failed and <see cref="GradCheckOptions.RaiseException"/> is set.</exception>
+    public static GradCheckResult Check<TArgs>(BinaryFunction<TArgs> function, Tensor a, Tensor b, TArgs args, Tensor? gradOutput = null,
+                                               GradCheckOptions? options = null)
+        => Check(FunctionForms.Of(function, args), new[] { a, b }, SingleGradOutput(gradOutput), options);
+
+    /// <summary>Checks that a custom function of three tensors (the third optional) with typed arguments has a
+    /// correctly differentiable Backward.</summary>
+    /// <typeparam name="TArgs">The arguments' type.</typeparam>
+    /// <param name="function">The custom function.</param>
+    /// <param name="a">The first input.</param>
+    /// <param name="b">The second input.</param>
+    /// <param name="c">The third input, or null (then not checked).</param>
+    /// <param name="args">The arguments passed to every call.</param>
+    /// <param name="gradOutput">The output's gradient; null for a random one.</param>
+    /// <param name="options">Options; <see cref="GradCheckOptions.Default"/> when null.</param>
+    /// <returns>The result.</returns>
+    /// <exception cref="GradCheckException">The check failed and <see cref="GradCheckOptions.RaiseException"/> is set.</exception>
+    public static GradCheckResult Check<TArgs>(TernaryFunction<TArgs> function, Tensor a, Tensor b, Tensor? c, TArgs args,
+                                               Tensor? gradOutput = null, GradCheckOptions? options = null)
+        => Check(FunctionForms.Of(function, args), new[] { a, b, c }, SingleGradOutput(gradOutput), options);
+
+    /// <summary>Checks that a custom function of any number of tensors with typed arguments has a correctly
+    /// differentiable Backward.</summary>
+    /// <typeparam name="TArgs">The arguments' type.</typeparam>
+    /// <param name="function">The custom function.</param>
+    /// <param name="inputs">The point to check at; null entries are passed as null and not checked.</param>
+    /// <param name="args">The arguments passed to every call.</param>
+    /// <param name="gradOutputs">One gradient per output; null for random ones.</param>
+    /// <param name="options">Options; <see cref="GradCheckOptions.Default"/> when null.</param>
+    /// <returns>The result.</returns>
+    /// <exception cref="GradCheckException">The check failed and <see cref="GradCheckOptions.RaiseException"/> is set.</exception>
+    public static GradCheckResult Check<TArgs>(MultiFunction<TArgs> function, IReadOnlyList<Tensor?> inputs, TArgs args,
+                                               IReadOnlyList<Tensor>? gradOutputs = null, GradCheckOptions? options = null)
+        => Check(FunctionForms.Of(function, args), inputs, gradOutputs, options);
+
+    private static Tensor[]? SingleGradOutput(Tensor? gradOutput) => gradOutput is null ? null : new[] { gradOutput };
 
     private static Tensor[] CopyList(IReadOnlyList<Tensor> tensors)
     {
@@ -190,9 +247,9 @@ public static class GradGradCheck
 
     /// <summary>PyTorch's default output gradients: uniform in [-1, 1) with each output's shape, dtype and device,
     /// requiring grad; a float64 placeholder for an output that does not require grad.</summary>
-    private static Tensor[] MakeGradOutputs(Func<Tensor[], Tensor[]> function, IReadOnlyList<Tensor> inputs, GradCheckOptions options)
+    private static Tensor[] MakeGradOutputs(Func<Tensor?[], Tensor[]> function, IReadOnlyList<Tensor?> inputs, GradCheckOptions options)
     {
-        var xs = new Tensor[inputs.Count];
+        var xs = new Tensor?[inputs.Count];
         for (int i = 0; i < xs.Length; i++)
             xs[i] = inputs[i];
         Tensor[] outputs;

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 using System;
-using System.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 using CustomAutograd.Native;
@@ -113,8 +112,8 @@ internal static class GradientValidation
         if (ok)
             return;
         throw new InvalidOperationException(
-            $"'{node.Function.Name}': the gradient returned for input {index} has shape {Format(g.shape)}, but the input has shape " +
-            $"{Format(node.ShapeAt(record))} (a gradient must have the input's shape, or a shape the input broadcasts to, which is then summed).");
+            $"'{node.Function.Name}': the gradient returned for input {index} has shape {ShapeFormat.Format(g.shape)}, but the input has shape " +
+            $"{ShapeFormat.Format(node.ShapeAt(record))} (a gradient must have the input's shape, or a shape the input broadcasts to, which is then summed).");
     }
 
     private static void CheckDevice(string name, int index, DeviceType inputType, int inputIndex, Tensor g)
@@ -143,18 +142,6 @@ internal static class GradientValidation
                 return false;
         }
         return true;
-    }
-
-    internal static string Format(long[] shape)
-    {
-        var sb = new StringBuilder("[");
-        for (int i = 0; i < shape.Length; i++)
-        {
-            if (i > 0)
-                sb.Append(", ");
-            sb.Append(shape[i]);
-        }
-        return sb.Append(']').ToString();
     }
 
     private static string FormatDevice(DeviceType type, int index) =>

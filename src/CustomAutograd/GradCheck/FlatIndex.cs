@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: MIT
+namespace CustomAutograd;
+
+/// <summary>Row-major flat indices of a tensor's elements, as the Jacobians' rows and columns use them.</summary>
+internal static class FlatIndex
+{
+    /// <summary>The number of elements of a tensor of this shape (1 for a scalar).</summary>
+    internal static long Numel(long[] shape)
+    {
+        long n = 1;
+        foreach (long d in shape)
+            n *= d;
+        return n;
+    }
+
+    /// <summary>The index per dimension of the element with row-major position <paramref name="flat"/>.</summary>
+    internal static long[] Unravel(long flat, long[] shape)
+    {
+        var index = new long[shape.Length];
+        for (int d = shape.Length - 1; d >= 0; d--)
+        {
+            index[d] = shape[d] == 0 ? 0 : flat % shape[d];
+            flat = shape[d] == 0 ? 0 : flat / shape[d];
+        }
+        return index;
+    }
+}

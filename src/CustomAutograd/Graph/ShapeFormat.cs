@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: MIT
+using System.Collections.Generic;
+using System.Globalization;
+using System.Text;
+
+namespace CustomAutograd.Graph;
+
+/// <summary>
+/// The one formatter of shapes, strides and element indices in the library's messages: <c>[2, 3]</c>,
+/// <c>[]</c> for a scalar, invariant culture.
+/// </summary>
+internal static class ShapeFormat
+{
+    internal static string Format(IReadOnlyList<long> sizes)
+    {
+        var sb = new StringBuilder("[");
+        for (int i = 0; i < sizes.Count; i++)
+        {
+            if (i > 0)
+                sb.Append(", ");
+            sb.Append(sizes[i].ToString(CultureInfo.InvariantCulture));
+        }
+        return sb.Append(']').ToString();
+    }
+}
