@@ -574,6 +574,22 @@ public sealed class CheckpointTests
         AssertSameStep(Step(tied, t => GradientPenalty(Checkpoint.Run(tied, tied.call(t).tanh()), t), x), expected);
     }
 
+    /// <summary>A checkpointed layer whose weight and bias are routed parameters.</summary>
+    private static Tensor[] CheckpointedLayer(Tensor?[] xs) => new[]
+    {
+        Checkpoint.Run(h => (h.matmul(xs[1]!) + xs[2]!).tanh().pow(2), xs[0]!,
+                       new CheckpointOptions { Parameters = new[] { xs[1]!, xs[2]! } }),
+    };
+
+    [Test]
+    public void GradCheck_CheckpointedLayerWithRoutedParameters_FirstAndSecondDerivativesPass()
+    {
+        using var scope = NewDisposeScope();
+        var inputs = new Tensor?[] { Input(3, 4), Input(4, 5), Input(5) };
+        Assert.That(GradCheck.Check(CheckpointedLayer, inputs).Passed, Is.True);
+        Assert.That(GradGradCheck.Check(CheckpointedLayer, inputs).Passed, Is.True);
+    }
+
     private static Tensor GradientPenalty(Tensor y, Tensor x)
     {
         Tensor dx = Autograd.Grad(new[] { y.pow(2).sum() }, new[] { x }, createGraph: true)[0]!;
