@@ -43,7 +43,8 @@ typedef enum ca_status {
     CA_ERR_TORCH = 3,            /* libtorch / LibTorchSharp rejected the operation; message is libtorch's */
     CA_ERR_CALLBACK = 4,         /* a managed callback reported a failure */
     CA_ERR_SHUTDOWN = 5,         /* the process is shutting down; nothing was done */
-    CA_ERR_INTERNAL = 6          /* anything else (out of memory, libffi failure) */
+    CA_ERR_INTERNAL = 6          /* the shim itself failed: out of memory (std::bad_alloc, also when thrown
+                                    inside libtorch), libffi could not make a closure, or an unknown exception */
 } ca_status;
 
 /* A LibTorchSharp tensor handle (at::Tensor*). Null means "undefined tensor". */
@@ -99,7 +100,8 @@ typedef struct ca_torch_api {
     /* torch::autograd::Engine::get_default_engine() and Engine::queue_callback(std::function<void()>), the
        latter called as (engine, pointer to the std::function temporary) per the Itanium C++ ABI; both may be
        null (then gradients handed to the engine are released at the thread's next call instead of at the end of
-       the backward pass; see Note [retired gradient handles]). */
+       the backward pass; see Note [retired gradient handles]). Ignored by a shim built without libstdc++ or on
+       Windows, where that route is compiled out (Note [std::function across the ABI], engine_callback.h). */
     void* (*Engine_get_default_engine)(void);
     void (*Engine_queue_callback)(void* engine, void* std_function_void);
     /* LibTorchSharp's getters, used to release large, device or graph-carrying (create_graph) gradients at the
@@ -169,8 +171,8 @@ CA_EXPORT void ca_set_callback_error(const char* message);
  *   to_save         tensors to save for backward, as libtorch saved variables (borrowed, null allowed).
  *   wrapped         receives one entry per output: a fresh handle to the output as connected to the node, or
  *                   null when that is the very tensor given in outputs[i] (connected in place; the caller keeps
- *                   using its own handle). Outputs that are inputs returned as-is get a fresh handle (a view); inputs marked
- *                   dirty are rebased in place and come back null.
+ *                   using its own handle). Outputs that are inputs returned as-is get a fresh handle (a view);
+ *                   inputs marked dirty are rebased in place and come back null.
  */
 CA_EXPORT int32_t ca_apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t n_inputs,
                            int32_t is_executable, const ca_tensor* outputs, int32_t n_outputs,
