@@ -118,6 +118,10 @@ CA_EXPORT int32_t ca_init(const ca_torch_api* api, ca_backward_callback backward
     });
 }
 
+CA_EXPORT int32_t ca_check_tensor_layout(ca_tensor a, ca_tensor same_as_a, ca_tensor other) {
+    return guarded("ca_check_tensor_layout", [&]() -> int32_t { return check_tensor_layout(a, same_as_a, other); });
+}
+
 CA_EXPORT void ca_shutdown(void) { g().shutting_down.store(true, std::memory_order_relaxed); }
 
 CA_EXPORT int32_t ca_apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t n_inputs,

@@ -7,6 +7,7 @@
 #include <ffi.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <functional>
@@ -477,11 +478,16 @@ ca_tensor* result_allocator(size_t length) { return allocate_result_buffer(lengt
 // Note [same tensor]: an at::Tensor is a single intrusive pointer to its TensorImpl (TensorBase::impl_), so
 // two handles refer to the very same tensor exactly when their first words are equal. When wrapping left an
 // output as the same tensor (connected in place), the fresh handle is dropped and the caller keeps its own
-// (see ca_apply's `wrapped`), which saves a handle and a managed object per output.
-bool same_tensor(ca_tensor a, ca_tensor b) { return *static_cast<void* const*>(a) == *static_cast<void* const*>(b); }
+// (see ca_apply's `wrapped`), which saves a handle and a managed object per output. The layout is libtorch's,
+// not ours: ca_check_tensor_layout checks it on real tensors at start-up, and until a check has passed no
+// output is dropped (every output then comes back as a fresh handle, which is always correct).
+void* first_word(ca_tensor t) { return *static_cast<void* const*>(t); }
+
+bool same_tensor(ca_tensor a, ca_tensor b) { return first_word(a) == first_word(b); }
 
 void drop_unchanged_outputs(const ca_tensor* outputs, ca_tensor* wrapped, int32_t n_outputs) noexcept {
     auto& G = g();
+    if (!G.tensor_layout_verified.load(std::memory_order_acquire)) return;
     for (int32_t i = 0; i < n_outputs; ++i) {
         if (wrapped[i] != nullptr && same_tensor(wrapped[i], outputs[i])) {
             G.torch.THSTensor_dispose(wrapped[i]);
@@ -490,9 +496,42 @@ void drop_unchanged_outputs(const ca_tensor* outputs, ca_tensor* wrapped, int32_
     }
 }
 
+std::string hex(const void* p) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%p", p);
+    return text;
+}
+
 }  // namespace
 
 void flush_retired_handles() { t_retired.flush(); }
+
+int32_t check_tensor_layout(ca_tensor a, ca_tensor same_as_a, ca_tensor other) {
+    if (a == nullptr || same_as_a == nullptr || other == nullptr) {
+        set_last_error("ca_check_tensor_layout: three tensor handles are required");
+        return CA_ERR_INVALID_ARGUMENT;
+    }
+    if (a == same_as_a || a == other || same_as_a == other) {
+        set_last_error("ca_check_tensor_layout: the three handles must be distinct (two handles to one tensor, and a "
+                       "handle to another tensor)");
+        return CA_ERR_INVALID_ARGUMENT;
+    }
+    const char* expected =
+        "; the shim expects an at::Tensor to be one pointer to its TensorImpl (Note [same tensor], checked with "
+        "libtorch 2.10 under TorchSharp 0.107), so the loaded libtorch is not one it was written for";
+    if (first_word(a) != first_word(same_as_a)) {
+        set_last_error("at::Tensor layout check failed: two handles to one tensor start with different words (" +
+                       hex(first_word(a)) + " and " + hex(first_word(same_as_a)) + ")" + expected);
+        return CA_ERR_ABI;
+    }
+    if (first_word(a) == first_word(other)) {
+        set_last_error("at::Tensor layout check failed: two different tensors start with the same word (" +
+                       hex(first_word(a)) + ")" + expected);
+        return CA_ERR_ABI;
+    }
+    g().tensor_layout_verified.store(true, std::memory_order_release);
+    return CA_OK;
+}
 
 int32_t apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t n_inputs, bool is_executable,
               const ca_tensor* outputs, int32_t n_outputs, const ca_tensor* non_diff, int32_t n_non_diff,

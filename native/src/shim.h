@@ -18,6 +18,9 @@ struct globals {
     ca_release_callback release = nullptr;
     std::atomic<bool> initialized{false};
     std::atomic<bool> shutting_down{false};
+    // Set by the first passing ca_check_tensor_layout (Note [same tensor] in node.cpp); until then no wrapped
+    // output is recognised as the caller's own tensor, which is always correct, only a handle more per output.
+    std::atomic<bool> tensor_layout_verified{false};
 
     std::atomic<int64_t> live_nodes{0};
     std::atomic<int64_t> live_saved{0};

@@ -101,7 +101,18 @@ ca_torch_api& table() {
     return *api;
 }
 
-void init() { REQUIRE_EQ(ca_init(&table(), backward_cb, release_cb), CA_OK); }
+void init() {
+    REQUIRE_EQ(ca_init(&table(), backward_cb, release_cb), CA_OK);
+    check_layout();
+}
+
+void check_layout() {
+    // As the managed side does at start-up, on handles laid out as the fake's (Note [same tensor]); built here
+    // rather than with fake::make so that the fake's counters see nothing.
+    fake::impl tensor, another;
+    fake::handle a{&tensor, 0}, same{&tensor, 0}, other{&another, 0};
+    REQUIRE_EQ(ca_check_tensor_layout(&a, &same, &other), CA_OK);
+}
 
 applied apply(const char* name, intptr_t state, const std::vector<ca_tensor>& inputs, bool executable,
               const std::vector<ca_tensor>& outputs, const std::vector<ca_tensor>& non_diff,

@@ -52,8 +52,11 @@ int32_t default_backward(intptr_t state, ca_tensor* grads, int32_t n_grads, ca_t
 // The function table every test initialises with (a process-lifetime object).
 ca_torch_api& table();
 
-// ca_init with table() and the callbacks; REQUIREs success.
+// ca_init with table() and the callbacks, then check_layout(); REQUIREs success.
 void init();
+
+// ca_check_tensor_layout with fake handles, as the managed start-up does; REQUIREs success.
+void check_layout();
 
 struct applied {
     int32_t status = -1;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The guards of the shim's external assumptions (docs/architecture.md, "External assumptions"): the status
-// codes of the shim's own failures, the engine-callback route, the record pool.
+// The guards of the shim's external assumptions (docs/architecture.md, "External assumptions"): the at::Tensor
+// layout self-check, the status codes of the shim's own failures, the engine-callback route, the record pool.
 // Built twice: against the normal shim, and against one built with CA_ENGINE_CALLBACK_ROUTE=0 (the
 // configuration of a standard library other than libstdc++, or of Windows).
 #include "support.h"
@@ -19,6 +19,131 @@
 extern "C" void ca_test_fail_closure_allocations(int32_t count);  // test builds of the shim only
 
 using namespace support;
+
+namespace {
+
+// Two layouts that break Note [same tensor], as a libtorch whose at::Tensor no longer starts with its
+// TensorImpl pointer would: a word that differs per handle (say, a per-handle id), or a word that every tensor
+// shares (say, a vtable pointer) in front of the TensorImpl pointer.
+struct per_handle_word_first {
+    const void* per_handle;
+    fake::impl* t;
+};
+struct shared_word_first {
+    const void* shared;
+    fake::impl* t;
+};
+
+// A not-executable application of one output: with the layout verified, wrapOutputs hands the very same
+// tensor back and the shim drops that fresh handle.
+applied apply_passthrough(ca_tensor x, ca_tensor out) { return apply(ca_intern("Same"), 1, {x}, false, {out}); }
+
+// The fallback while no layout check has passed: no output is taken for the caller's own tensor; each comes
+// back as a fresh handle.
+void check_outputs_come_back_as_fresh_handles() {
+    ca_tensor x = fake::make(1);
+    ca_tensor out = fake::make(2);
+    applied r = apply_passthrough(x, out);
+    REQUIRE_EQ(r.status, CA_OK);
+    REQUIRE(r.wrapped[0] != nullptr);
+    CHECK(r.wrapped[0] != out);
+    CHECK_EQ(fake::value_of(r.wrapped[0]), 2);
+    fake::dispose_all(r.wrapped);
+    fake::dispose(x);
+    fake::dispose(out);
+    check_clean();
+}
+
+}  // namespace
+
+// ---- at::Tensor's first word (Note [same tensor]) --------------------------------------------------------
+
+CA_TEST(layout_check_passes_on_the_fakes_layout_and_enables_dropping) {
+    REQUIRE_EQ(ca_init(&table(), backward_cb, release_cb), CA_OK);
+    ca_tensor a = fake::make(1);
+    ca_tensor same = fake::share(a);
+    ca_tensor other = fake::make(1);  // equal values, another tensor
+    CHECK_EQ(ca_check_tensor_layout(a, same, other), CA_OK);
+
+    applied r = apply_passthrough(a, other);
+    REQUIRE_EQ(r.status, CA_OK);
+    CHECK(r.wrapped[0] == nullptr);  // recognised as the caller's own tensor and dropped
+    fake::dispose_all(r.wrapped);
+    fake::dispose(a);
+    fake::dispose(same);
+    fake::dispose(other);
+    check_clean();
+}
+
+CA_TEST(layout_check_trips_when_one_tensor_starts_with_different_words) {
+    REQUIRE_EQ(ca_init(&table(), backward_cb, release_cb), CA_OK);
+    fake::impl tensor, another;
+    int id1 = 0, id2 = 0, id3 = 0;
+    per_handle_word_first a{&id1, &tensor}, same{&id2, &tensor}, other{&id3, &another};
+    CHECK_EQ(ca_check_tensor_layout(&a, &same, &other), CA_ERR_ABI);
+    CHECK_CONTAINS(ca_last_error(), "at::Tensor layout check failed: two handles to one tensor start with different words");
+    CHECK_CONTAINS(ca_last_error(), "one pointer to its TensorImpl");
+    check_outputs_come_back_as_fresh_handles();
+}
+
+CA_TEST(layout_check_trips_when_different_tensors_start_with_the_same_word) {
+    REQUIRE_EQ(ca_init(&table(), backward_cb, release_cb), CA_OK);
+    fake::impl tensor, another;
+    static const int vtable = 0;
+    shared_word_first a{&vtable, &tensor}, same{&vtable, &tensor}, other{&vtable, &another};
+    CHECK_EQ(ca_check_tensor_layout(&a, &same, &other), CA_ERR_ABI);
+    CHECK_CONTAINS(ca_last_error(), "at::Tensor layout check failed: two different tensors start with the same word");
+    check_outputs_come_back_as_fresh_handles();
+}
+
+CA_TEST(layout_check_rejects_null_and_repeated_handles) {
+    ca_tensor a = fake::make(1);
+    ca_tensor same = fake::share(a);
+    ca_tensor other = fake::make(2);
+    CHECK_EQ(ca_check_tensor_layout(nullptr, same, other), CA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(ca_check_tensor_layout(a, nullptr, other), CA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(ca_check_tensor_layout(a, same, nullptr), CA_ERR_INVALID_ARGUMENT);
+    CHECK_CONTAINS(ca_last_error(), "three tensor handles are required");
+    CHECK_EQ(ca_check_tensor_layout(a, a, other), CA_ERR_INVALID_ARGUMENT);  // would prove nothing
+    CHECK_EQ(ca_check_tensor_layout(a, same, a), CA_ERR_INVALID_ARGUMENT);
+    CHECK_CONTAINS(ca_last_error(), "must be distinct");
+    fake::dispose(a);
+    fake::dispose(same);
+    fake::dispose(other);
+    check_clean();
+}
+
+CA_TEST(without_a_passed_layout_check_no_output_is_dropped) {
+    REQUIRE_EQ(ca_init(&table(), backward_cb, release_cb), CA_OK);  // no check_layout()
+    ca_tensor x = fake::make(1);
+    ca_tensor out = fake::make(10);
+    applied r = apply(ca_intern("F"), 5, {x}, true, {out});
+    REQUIRE_EQ(r.status, CA_OK);
+    REQUIRE(r.wrapped[0] != nullptr);  // the same tensor, connected to the node, as a fresh handle
+    CHECK(fake::grad_fn_of(r.wrapped[0]) == fake::last_node());
+    CHECK(fake::grad_fn_of(out) == fake::last_node());
+    fake::dispose_all(r.wrapped);
+    fake::dispose(out);
+    CHECK(released() == std::vector<intptr_t>{5});
+    fake::dispose(x);
+    check_clean();
+}
+
+CA_TEST(a_failing_layout_check_leaves_an_earlier_verdict) {
+    init();  // a passing check
+    fake::impl tensor, another;
+    int id1 = 0, id2 = 0, id3 = 0;
+    per_handle_word_first a{&id1, &tensor}, same{&id2, &tensor}, other{&id3, &another};
+    CHECK_EQ(ca_check_tensor_layout(&a, &same, &other), CA_ERR_ABI);
+    ca_tensor x = fake::make(1);
+    ca_tensor out = fake::make(2);
+    applied r = apply_passthrough(x, out);
+    REQUIRE_EQ(r.status, CA_OK);
+    CHECK(r.wrapped[0] == nullptr);
+    fake::dispose(x);
+    fake::dispose(out);
+    check_clean();
+}
 
 // ---- CA_ERR_INTERNAL: the shim's own failures ------------------------------------------------------------
 

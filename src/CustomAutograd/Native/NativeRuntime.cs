@@ -156,6 +156,9 @@ internal static unsafe class NativeRuntime
         int status = NativeMethods.ca_init(&api, Trampolines.BackwardPointer, Trampolines.ReleasePointer);
         if (status != NativeMethods.CA_OK)
             throw new CustomAutogradException("CustomAutograd's native shim refused to initialise: " + NativeMethods.LastError());
+        TensorLayoutCheck.Bind(Export(torchSharp, "THSTensor_newInt64Scalar"), Export(torchSharp, "THSTensor_contiguous"),
+                               api.GetAndResetLastErr);
+        TensorLayoutCheck.Run();
 
         AppDomain.CurrentDomain.ProcessExit += static (_, _) => NativeMethods.ca_shutdown();
         Diagnostics.Log.NativeLoaded(torchSharpPath ?? "LibTorchSharp", KeepGraphSource ?? "(not found)");
