@@ -71,8 +71,9 @@ internal static unsafe class TensorLayoutCheck
     internal static string Describe(int status, string nativeMessage) =>
         status == NativeMethods.CA_ERR_ABI
             ? "CustomAutograd's start-up check of libtorch's tensor layout failed: " + nativeMessage + ". " +
-              "CustomAutograd was checked against TorchSharp 0.107 with libtorch 2.10. Use that pair, or a " +
-              "CustomAutograd built for your TorchSharp; docs/architecture.md lists what a TorchSharp upgrade requires."
+              "CustomAutograd was checked against TorchSharp " + TorchSharpVersion.Checked + " with libtorch " +
+              TorchSharpVersion.CheckedLibTorch + ". Use that pair, or a CustomAutograd built for your TorchSharp; " +
+              "docs/architecture.md lists what a TorchSharp upgrade requires."
             : "CustomAutograd could not check libtorch's tensor layout: " + nativeMessage;
 
     private static IntPtr Torch(IntPtr result, string export)
