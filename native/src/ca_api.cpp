@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <unordered_set>
 #include <vector>
 
@@ -13,15 +14,27 @@ using namespace custom_autograd;
 
 namespace {
 
+// The one guard of every export that returns a status (ca_api.h documents the codes):
+//   internal_error (libffi, the shim's own invariants)  -> CA_ERR_INTERNAL, its message
+//   std::bad_alloc (the shim or libtorch out of memory)  -> CA_ERR_INTERNAL, "<context>: out of memory"
+//   any other std::exception (libtorch, LibTorchSharp)   -> CA_ERR_TORCH, its message
+//   anything else                                        -> CA_ERR_INTERNAL
+// Recording the message never throws (set_last_error falls back to a static text), so nothing escapes.
 template <typename F>
 int32_t guarded(const char* context, F&& body) noexcept {
     try {
         return body();
+    } catch (const internal_error& e) {
+        set_last_error(e.what());
+        return CA_ERR_INTERNAL;
+    } catch (const std::bad_alloc&) {
+        set_last_error_static(context, "out of memory");
+        return CA_ERR_INTERNAL;
     } catch (const std::exception& e) {
         set_last_error(e.what());
         return CA_ERR_TORCH;
     } catch (...) {
-        set_last_error(std::string(context) + ": unknown native error");
+        set_last_error_static(context, "unknown native error");
         return CA_ERR_INTERNAL;
     }
 }
@@ -103,6 +116,10 @@ CA_EXPORT int32_t ca_init(const ca_torch_api* api, ca_backward_callback backward
         G.initialized.store(true, std::memory_order_release);
         return CA_OK;
     });
+}
+
+CA_EXPORT int32_t ca_check_tensor_layout(ca_tensor a, ca_tensor same_as_a, ca_tensor other) {
+    return guarded("ca_check_tensor_layout", [&]() -> int32_t { return check_tensor_layout(a, same_as_a, other); });
 }
 
 CA_EXPORT void ca_shutdown(void) { g().shutting_down.store(true, std::memory_order_relaxed); }

@@ -2,6 +2,7 @@
 // Process-wide state, the thread-local error slots and the thread-local buffers.
 #include "shim.h"
 
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -15,12 +16,28 @@ globals& g() {
 
 namespace {
 thread_local std::string t_last_error;
+// Used instead of t_last_error when a message could not be copied: no allocation.
+thread_local char t_static_error[160];
+thread_local bool t_use_static_error = false;
 thread_local std::string t_callback_error;
 thread_local std::vector<ca_tensor> t_result_buffer;
 }  // namespace
 
-void set_last_error(const char* message) { t_last_error = message != nullptr ? message : "unknown error"; }
-void set_last_error(const std::string& message) { t_last_error = message; }
+void set_last_error_static(const char* context, const char* message) noexcept {
+    std::snprintf(t_static_error, sizeof(t_static_error), "%s: %s", context, message);
+    t_use_static_error = true;
+}
+
+void set_last_error(const char* message) noexcept {
+    try {
+        t_last_error = message != nullptr ? message : "unknown error";
+        t_use_static_error = false;
+    } catch (...) {
+        set_last_error_static("CustomAutograd native shim", "out of memory while recording an error message");
+    }
+}
+
+void set_last_error(const std::string& message) noexcept { set_last_error(message.c_str()); }
 
 std::string take_callback_error() {
     std::string message;
@@ -51,7 +68,9 @@ ca_tensor* result_buffer() { return t_result_buffer.data(); }
 
 }  // namespace custom_autograd
 
-extern "C" CA_EXPORT const char* ca_last_error(void) { return custom_autograd::t_last_error.c_str(); }
+extern "C" CA_EXPORT const char* ca_last_error(void) {
+    return custom_autograd::t_use_static_error ? custom_autograd::t_static_error : custom_autograd::t_last_error.c_str();
+}
 
 extern "C" CA_EXPORT void ca_set_callback_error(const char* message) {
     try {

@@ -2,13 +2,16 @@
 // Graph nodes: the per-node record, its libffi closures, the node's apply and release, and ca_apply.
 #include "node.h"
 
+#include "engine_callback.h"
+
 #include <ffi.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
-#include <memory>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -41,6 +44,28 @@ ffi_signatures& signatures() {
     return *s;
 }
 
+// The thread-local objects of this file are declared in this order on purpose. A translation unit's thread-local
+// objects are constructed together, in declaration order, on first use of any (GCC and Clang), and destroyed in
+// reverse. Destroying t_retired disposes gradient handles, which can drop the last reference to a graph
+// (create_graph) and so run node releases, which use t_pending and t_held: those must be destroyed after it.
+
+void recycle_record(node_record* rec) noexcept;
+
+// The record this thread's last release handed back (Note [node record pool]).
+struct held_record {
+    node_record* record = nullptr;
+    ~held_record();
+};
+thread_local bool t_held_gone = false;  // trivially destructible: still readable once t_held is destroyed
+thread_local held_record t_held;
+
+// Saved variables waiting for the outermost release on this thread (Note [iterative teardown]).
+struct pending_saved {
+    std::vector<ca_ts_saved_variable> queue;
+    bool draining = false;
+};
+thread_local pending_saved t_pending;
+
 // Note [retired gradient handles]
 // LibTorchSharp's node copies the tensors out of the array our apply returns *after* apply has
 // returned, so the handles in it must outlive the call. Handles whose ownership the managed side
@@ -48,8 +73,9 @@ ffi_signatures& signatures() {
 //  - large (>= 1 MiB), non-CPU or graph-carrying (create_graph) gradients: by a final callback queued on the running backward pass
 //    (libtorch runs those after every node has run, and destroys them unrun if the pass fails, which
 //    releases the handles too), so no gradient-sized block outlives the pass, even on a device thread;
-//  - small CPU gradients (and everything when the engine's callback API was not found): at the next apply,
-//    ca_apply, ca_grad or ca_flush_thread on the same thread, which costs nothing per pass.
+//  - small CPU gradients (and everything when the engine's callback API was not found, or when the route is
+//    compiled out: Note [std::function across the ABI]): at the next apply, ca_apply, ca_grad or ca_flush_thread
+//    on the same thread, which costs nothing per pass.
 // The returned array itself lives here, per thread, until the next apply.
 struct retired_handles {
     std::vector<ca_tensor> handles;
@@ -70,6 +96,7 @@ struct retired_handles {
 
 thread_local retired_handles t_retired;
 
+#if CA_ENGINE_CALLBACK_ROUTE
 // Owned gradient handles whose release waits for the end of the backward pass (Note [retired gradient
 // handles]). Disposed by the queued callback, or when libtorch destroys the callback without running it.
 struct handle_batch {
@@ -116,8 +143,9 @@ void queue_release(ca_tensor* results, uint8_t* owned, size_t n) noexcept {
         if (batch->handles.empty()) return;
         std::function<void()> callback = [batch]() { batch->release(); };
         void* engine = G.torch.Engine_get_default_engine();
-        // Itanium C++ ABI: a by-value std::function is passed as a pointer to a caller-owned temporary,
-        // which the caller destroys after the call (libtorch moves from it).
+        // Note [std::function across the ABI]: the by-value std::function is passed as a pointer to a caller-owned
+        // temporary, which the caller destroys after the call (libtorch moves from it); its layout is checked at
+        // compile time in engine_callback.h.
         G.torch.Engine_queue_callback(engine, &callback);
         for (size_t i = 0; i < n; ++i) owned[i] = 0;
     } catch (...) {
@@ -126,6 +154,10 @@ void queue_release(ca_tensor* results, uint8_t* owned, size_t n) noexcept {
         if (batch) batch->handles.clear();
     }
 }
+#else
+// Compiled out (Note [std::function across the ABI]): the per-thread list releases every owned result.
+void queue_release(ca_tensor*, uint8_t*, size_t) noexcept {}
+#endif
 
 // A zero-initialised array that lives on the stack for the usual small counts (no allocation per backward).
 template <typename T, size_t N>
@@ -144,14 +176,40 @@ private:
 };
 
 // Note [node record pool]
-// A record owns two libffi closures whose user data is the record itself. A closure must not be
-// freed while it runs, and release runs inside the release closure, so released records go back to
-// a pool and are reused with their closures already prepared (no allocation on the hot path).
-// Beyond kMaxPooled records the oldest are freed: a record that left its release handler
-// thousands of releases ago is no longer executing.
+// A record owns two libffi closures whose user data is the record itself, prepared once: records of dead nodes
+// are reused (no allocation and no closure preparation on the hot path), and only the excess is ever freed.
+// A closure must not be freed while a call through it may still be in progress. A record is handed back from
+// inside its own release closure (LibTorchSharp calls the node's on-delete through it), and the hand-back is
+// not the end of that call: the handler still returns through libffi's closure code into LibTorchSharp, and
+// nothing tells another thread when that has happened. Hence:
+//  - the release handler's last action hands its record to its own thread's slot (t_held), not to the pool;
+//  - the record leaves the slot only when the same thread hands back another record, reuses it in ca_apply,
+//    or exits. Each happens in a later call on that thread, never inside the first handler (the hand-back was
+//    its last action), so by then the first call has returned completely, libffi's part included;
+//  - only then does the record reach the shared pool, where any thread may reuse it and the oldest records
+//    beyond kMaxPooled are freed.
+// So a freed closure is never executing, under any scheduling, and nothing is assumed about how libffi's
+// closure code returns. A thread keeps at most one record back. A record handed back on a thread whose
+// thread-local objects are already destroyed (nothing releases nodes then) is leaked rather than risked.
 constexpr size_t kMaxPooled = 4096;
 std::mutex g_pool_mutex;
 std::deque<node_record*>* g_pool = new std::deque<node_record*>();  // leaked on purpose (exit)
+
+#if defined(CA_TEST_HOOKS)
+// Test builds only (native/tests; see ca_test_fail_closure_allocations below): the number of closure
+// allocations still to fail as libffi's do when it cannot map closure memory.
+std::atomic<int32_t> g_failing_closure_allocations{0};
+#endif
+
+void* allocate_closure(void** code) noexcept {
+#if defined(CA_TEST_HOOKS)
+    int32_t failing = g_failing_closure_allocations.load();
+    while (failing > 0 && !g_failing_closure_allocations.compare_exchange_weak(failing, failing - 1)) {
+    }
+    if (failing > 0) return nullptr;
+#endif
+    return ffi_closure_alloc(sizeof(ffi_closure), code);
+}
 
 void apply_handler(ffi_cif*, void* ret, void** args, void* user);
 void release_handler(ffi_cif*, void* ret, void** args, void* user);
@@ -170,22 +228,29 @@ void free_record(node_record* rec) noexcept {
 
 node_record* new_record() {
     auto& sig = signatures();
-    if (!sig.ok) throw std::runtime_error("libffi could not describe the node callbacks (ffi_prep_cif failed)");
+    if (!sig.ok) throw internal_error("libffi could not describe the node callbacks (ffi_prep_cif failed)");
     auto* rec = new node_record();
-    rec->apply_closure = ffi_closure_alloc(sizeof(ffi_closure), &rec->apply_code);
+    rec->apply_closure = allocate_closure(&rec->apply_code);
     if (rec->apply_closure != nullptr) g().live_closures.fetch_add(1, std::memory_order_relaxed);
-    rec->release_closure = ffi_closure_alloc(sizeof(ffi_closure), &rec->release_code);
+    rec->release_closure = allocate_closure(&rec->release_code);
     if (rec->release_closure != nullptr) g().live_closures.fetch_add(1, std::memory_order_relaxed);
     if (rec->apply_closure == nullptr || rec->release_closure == nullptr ||
         ffi_prep_closure_loc(static_cast<ffi_closure*>(rec->apply_closure), &sig.apply_cif, apply_handler, rec, rec->apply_code) != FFI_OK ||
         ffi_prep_closure_loc(static_cast<ffi_closure*>(rec->release_closure), &sig.release_cif, release_handler, rec, rec->release_code) != FFI_OK) {
-        free_record(rec);
-        throw std::runtime_error("libffi could not allocate a closure for a graph node");
+        free_record(rec);  // never given to libtorch: no call through its closures can be in progress
+        throw internal_error("libffi could not allocate a closure for a graph node (ffi_closure_alloc or ffi_prep_closure_loc failed)");
     }
     return rec;
 }
 
 node_record* acquire_record() {
+    // This thread's own held-back record first: its release call has returned (Note [node record pool]).
+    if (!t_held_gone && t_held.record != nullptr) {
+        node_record* rec = t_held.record;
+        t_held.record = nullptr;
+        g().pooled_nodes.fetch_sub(1, std::memory_order_relaxed);
+        return rec;
+    }
     {
         std::lock_guard<std::mutex> lock(g_pool_mutex);
         if (!g_pool->empty()) {
@@ -198,28 +263,52 @@ node_record* acquire_record() {
     return new_record();
 }
 
-void recycle_record(node_record* rec) noexcept {
+void clear_record(node_record* rec) noexcept {
     rec->name = nullptr;
     rec->managed = 0;
     rec->node = ca_ts_node_ptr{nullptr, nullptr};
     rec->saved.clear();
     rec->n_edges = 0;
+}
+
+// Puts a record no call is executing into the shared pool, freeing the oldest beyond kMaxPooled.
+void recycle_record(node_record* rec) noexcept {
+    clear_record(rec);
     node_record* to_free = nullptr;
     try {
         std::lock_guard<std::mutex> lock(g_pool_mutex);
         g_pool->push_back(rec);
-        g().pooled_nodes.fetch_add(1, std::memory_order_relaxed);
         if (g_pool->size() > kMaxPooled) {
             to_free = g_pool->front();
             g_pool->pop_front();
-            g().pooled_nodes.fetch_sub(1, std::memory_order_relaxed);
+        } else {
+            g().pooled_nodes.fetch_add(1, std::memory_order_relaxed);
         }
     } catch (...) {
-        // Out of memory growing the pool: drop this record's closures later rather than now (it is
-        // executing); leaking one record is the only safe option.
-        return;
+        to_free = rec;  // out of memory growing the pool: no call is executing it, so it can go
     }
     if (to_free != nullptr) free_record(to_free);
+}
+
+// The last action of a release handler: see Note [node record pool].
+void hand_back_from_release(node_record* rec) noexcept {
+    clear_record(rec);
+    if (t_held_gone) return;  // leaked on purpose (Note [node record pool])
+    node_record* previous = t_held.record;
+    t_held.record = rec;
+    if (previous != nullptr)
+        recycle_record(previous);  // its release call returned before this one began
+    else
+        g().pooled_nodes.fetch_add(1, std::memory_order_relaxed);
+}
+
+held_record::~held_record() {
+    t_held_gone = true;
+    if (record != nullptr) {
+        g().pooled_nodes.fetch_sub(1, std::memory_order_relaxed);
+        recycle_record(record);  // the thread is exiting: every call it made has returned
+        record = nullptr;
+    }
 }
 
 void dispose_all(ca_tensor* handles, size_t count) noexcept {
@@ -327,14 +416,8 @@ void apply_handler(ffi_cif*, void* ret, void** args, void* user) {
 // (deleteNode in function.cpp gathers next edges onto a stack), but LibTorchSharp calls our on-delete before
 // that, and the saved variables are ours. So a release never disposes saved variables while another release is
 // running on the same thread: it queues them on a per-thread list, and only the outermost release drains that
-// list, one saved variable at a time. The stack depth stays constant whatever the length of the graph. The
-// outermost record is recycled only after the drain (Note [node record pool]: its closure is still running).
-struct pending_saved {
-    std::vector<ca_ts_saved_variable> queue;
-    bool draining = false;
-};
-
-thread_local pending_saved t_pending;
+// list, one saved variable at a time (t_pending). The stack depth stays constant whatever the length of the
+// graph. The outermost record is handed back only after the drain (Note [node record pool]).
 
 void dispose_saved(ca_ts_saved_variable sv) noexcept {
     auto& G = g();
@@ -371,12 +454,12 @@ void release_handler(ffi_cif*, void*, void**, void* user) {
     try {
         retire_record(rec);
     } catch (...) {
-        // Nothing may escape a deleter; the record is still recycled below.
+        // Nothing may escape a deleter; the record is still handed back below.
     }
     G.live_nodes.fetch_sub(1, std::memory_order_relaxed);
     if (t_pending.draining) {
         // Nested inside an outer release's dispose: the outer loop disposes what we queued.
-        recycle_record(rec);
+        hand_back_from_release(rec);
         return;
     }
     t_pending.draining = true;
@@ -387,7 +470,7 @@ void release_handler(ffi_cif*, void*, void**, void* user) {
     }
     discard_torch_error();
     t_pending.draining = false;
-    recycle_record(rec);
+    hand_back_from_release(rec);
 }
 
 ca_tensor* result_allocator(size_t length) { return allocate_result_buffer(length); }
@@ -395,11 +478,16 @@ ca_tensor* result_allocator(size_t length) { return allocate_result_buffer(lengt
 // Note [same tensor]: an at::Tensor is a single intrusive pointer to its TensorImpl (TensorBase::impl_), so
 // two handles refer to the very same tensor exactly when their first words are equal. When wrapping left an
 // output as the same tensor (connected in place), the fresh handle is dropped and the caller keeps its own
-// (see ca_apply's `wrapped`), which saves a handle and a managed object per output.
-bool same_tensor(ca_tensor a, ca_tensor b) { return *static_cast<void* const*>(a) == *static_cast<void* const*>(b); }
+// (see ca_apply's `wrapped`), which saves a handle and a managed object per output. The layout is libtorch's,
+// not ours: ca_check_tensor_layout checks it on real tensors at start-up, and until a check has passed no
+// output is dropped (every output then comes back as a fresh handle, which is always correct).
+void* first_word(ca_tensor t) { return *static_cast<void* const*>(t); }
+
+bool same_tensor(ca_tensor a, ca_tensor b) { return first_word(a) == first_word(b); }
 
 void drop_unchanged_outputs(const ca_tensor* outputs, ca_tensor* wrapped, int32_t n_outputs) noexcept {
     auto& G = g();
+    if (!G.tensor_layout_verified.load(std::memory_order_acquire)) return;
     for (int32_t i = 0; i < n_outputs; ++i) {
         if (wrapped[i] != nullptr && same_tensor(wrapped[i], outputs[i])) {
             G.torch.THSTensor_dispose(wrapped[i]);
@@ -408,9 +496,42 @@ void drop_unchanged_outputs(const ca_tensor* outputs, ca_tensor* wrapped, int32_
     }
 }
 
+std::string hex(const void* p) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%p", p);
+    return text;
+}
+
 }  // namespace
 
 void flush_retired_handles() { t_retired.flush(); }
+
+int32_t check_tensor_layout(ca_tensor a, ca_tensor same_as_a, ca_tensor other) {
+    if (a == nullptr || same_as_a == nullptr || other == nullptr) {
+        set_last_error("ca_check_tensor_layout: three tensor handles are required");
+        return CA_ERR_INVALID_ARGUMENT;
+    }
+    if (a == same_as_a || a == other || same_as_a == other) {
+        set_last_error("ca_check_tensor_layout: the three handles must be distinct (two handles to one tensor, and a "
+                       "handle to another tensor)");
+        return CA_ERR_INVALID_ARGUMENT;
+    }
+    const char* expected =
+        "; the shim expects an at::Tensor to be one pointer to its TensorImpl (Note [same tensor], checked with "
+        "libtorch 2.10 under TorchSharp 0.107), so the loaded libtorch is not one it was written for";
+    if (first_word(a) != first_word(same_as_a)) {
+        set_last_error("at::Tensor layout check failed: two handles to one tensor start with different words (" +
+                       hex(first_word(a)) + " and " + hex(first_word(same_as_a)) + ")" + expected);
+        return CA_ERR_ABI;
+    }
+    if (first_word(a) == first_word(other)) {
+        set_last_error("at::Tensor layout check failed: two different tensors start with the same word (" +
+                       hex(first_word(a)) + ")" + expected);
+        return CA_ERR_ABI;
+    }
+    g().tensor_layout_verified.store(true, std::memory_order_release);
+    return CA_OK;
+}
 
 int32_t apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t n_inputs, bool is_executable,
               const ca_tensor* outputs, int32_t n_outputs, const ca_tensor* non_diff, int32_t n_non_diff,
@@ -448,7 +569,7 @@ int32_t apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t
     try {
         check_torch(context);
     } catch (...) {
-        recycle_record(rec);
+        recycle_record(rec);  // never given to libtorch's engine: no call through it can be in progress
         throw;
     }
     rec->node = node;
@@ -503,3 +624,11 @@ int32_t apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t
 }
 
 }  // namespace custom_autograd
+
+#if defined(CA_TEST_HOOKS)
+// Exported by test builds of the shim only (never by the production build): makes the next `count` libffi
+// closure allocations fail, to test CA_ERR_INTERNAL without exhausting memory.
+extern "C" CA_EXPORT void ca_test_fail_closure_allocations(int32_t count) {
+    custom_autograd::g_failing_closure_allocations.store(count);
+}
+#endif

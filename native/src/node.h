@@ -26,6 +26,9 @@ struct node_record {
     std::recursive_mutex mutex;
 };
 
+// See ca_check_tensor_layout: returns a status and sets the error message.
+int32_t check_tensor_layout(ca_tensor a, ca_tensor same_as_a, ca_tensor other);
+
 // See ca_apply. Throws on failure (the export turns that into a status and message).
 int32_t apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t n_inputs, bool is_executable,
               const ca_tensor* outputs, int32_t n_outputs, const ca_tensor* non_diff, int32_t n_non_diff,

@@ -18,6 +18,9 @@ struct globals {
     ca_release_callback release = nullptr;
     std::atomic<bool> initialized{false};
     std::atomic<bool> shutting_down{false};
+    // Set by the first passing ca_check_tensor_layout (Note [same tensor] in node.cpp); until then no wrapped
+    // output is recognised as the caller's own tensor, which is always correct, only a handle more per output.
+    std::atomic<bool> tensor_layout_verified{false};
 
     std::atomic<int64_t> live_nodes{0};
     std::atomic<int64_t> live_saved{0};
@@ -30,9 +33,19 @@ struct globals {
 
 globals& g();
 
-// Thread-local error slot behind ca_last_error.
-void set_last_error(const char* message);
-void set_last_error(const std::string& message);
+// A failure of the shim itself rather than of libtorch (libffi could not make a closure, an invariant of the
+// shim broke): the exports report it as CA_ERR_INTERNAL, as they do std::bad_alloc. Every other std::exception
+// that reaches an export comes from libtorch or LibTorchSharp and is reported as CA_ERR_TORCH.
+struct internal_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Thread-local error slot behind ca_last_error. Never throws: when the message cannot be copied (out of
+// memory), ca_last_error reports that instead.
+void set_last_error(const char* message) noexcept;
+void set_last_error(const std::string& message) noexcept;
+// Records "<context>: <message>" without allocating (for out-of-memory reports); both must be literals.
+void set_last_error_static(const char* context, const char* message) noexcept;
 
 // Thread-local message written by the managed backward callback.
 std::string take_callback_error();

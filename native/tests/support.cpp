@@ -1,7 +1,51 @@
 // SPDX-License-Identifier: MIT
 #include "support.h"
 
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+
+namespace {
+thread_local int t_failing_allocations = 0;
+
+void* allocate(std::size_t size) {
+    if (t_failing_allocations != 0) {
+        if (t_failing_allocations > 0) --t_failing_allocations;
+        throw std::bad_alloc();
+    }
+    if (void* p = std::malloc(size != 0 ? size : 1)) return p;
+    throw std::bad_alloc();
+}
+
+int g_fake_engine;
+void* fake_default_engine() { return &g_fake_engine; }
+void fake_queue_callback(void* engine, void* callback) {
+    if (engine != &g_fake_engine) throw std::runtime_error("wrong engine");
+    support::queued_callbacks().push_back(std::move(*static_cast<std::function<void()>*>(callback)));
+}
+}  // namespace
+
+// The replaceable global allocation functions (see fail_allocations).
+void* operator new(std::size_t size) { return allocate(size); }
+void* operator new[](std::size_t size) { return allocate(size); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
 namespace support {
+
+void fail_allocations(int count) { t_failing_allocations = count; }
+
+std::vector<std::function<void()>>& queued_callbacks() {
+    static auto* queue = new std::vector<std::function<void()>>();
+    return *queue;
+}
+
+void use_final_callbacks() {
+    table().Engine_get_default_engine = fake_default_engine;
+    table().Engine_queue_callback = fake_queue_callback;
+}
 
 managed_side& managed() {
     static auto* instance = new managed_side();
@@ -57,7 +101,18 @@ ca_torch_api& table() {
     return *api;
 }
 
-void init() { REQUIRE_EQ(ca_init(&table(), backward_cb, release_cb), CA_OK); }
+void init() {
+    REQUIRE_EQ(ca_init(&table(), backward_cb, release_cb), CA_OK);
+    check_layout();
+}
+
+void check_layout() {
+    // As the managed side does at start-up, on handles laid out as the fake's (Note [same tensor]); built here
+    // rather than with fake::make so that the fake's counters see nothing.
+    fake::impl tensor, another;
+    fake::handle a{&tensor, 0}, same{&tensor, 0}, other{&another, 0};
+    REQUIRE_EQ(ca_check_tensor_layout(&a, &same, &other), CA_OK);
+}
 
 applied apply(const char* name, intptr_t state, const std::vector<ca_tensor>& inputs, bool executable,
               const std::vector<ca_tensor>& outputs, const std::vector<ca_tensor>& non_diff,

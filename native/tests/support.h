@@ -52,8 +52,11 @@ int32_t default_backward(intptr_t state, ca_tensor* grads, int32_t n_grads, ca_t
 // The function table every test initialises with (a process-lifetime object).
 ca_torch_api& table();
 
-// ca_init with table() and the callbacks; REQUIREs success.
+// ca_init with table() and the callbacks, then check_layout(); REQUIREs success.
 void init();
+
+// ca_check_tensor_layout with fake handles, as the managed start-up does; REQUIREs success.
+void check_layout();
 
 struct applied {
     int32_t status = -1;
@@ -67,6 +70,18 @@ applied apply(const char* name, intptr_t state, const std::vector<ca_tensor>& in
               const std::vector<ca_tensor>& dirty = {}, const std::vector<ca_tensor>& to_save = {});
 
 ca_stats stats();
+
+// Puts a fake Engine::get_default_engine / Engine::queue_callback into table() (call before init()). The fake
+// moves each std::function it receives out of the caller's temporary, as libtorch's does under the Itanium ABI
+// (Note [std::function across the ABI]), into queued_callbacks(); a test plays the engine by running or
+// clearing them.
+void use_final_callbacks();
+std::vector<std::function<void()>>& queued_callbacks();
+
+// Makes the next `count` allocations through operator new on this thread throw std::bad_alloc (a negative
+// count: every allocation until fail_allocations(0)). The test binary replaces the global operator new, which
+// the shim's calls reach too.
+void fail_allocations(int count);
 
 std::vector<intptr_t> released();
 std::vector<backward_call> calls();

@@ -404,24 +404,7 @@ CA_TEST(backward_calls_of_one_node_are_serialised_across_threads) {
 }
 
 // ---- gradients released by a final callback queued on the backward pass ----------------------------
-namespace {
-std::vector<std::function<void()>>& queued_callbacks() {
-    static auto* queue = new std::vector<std::function<void()>>();
-    return *queue;
-}
-int g_fake_engine;
-void* fake_default_engine() { return &g_fake_engine; }
-// As libtorch's Engine::queue_callback(std::function<void()>) under the Itanium ABI: the by-value argument
-// arrives as a pointer to the caller's temporary, which the callee moves from.
-void fake_queue_callback(void* engine, void* callback) {
-    if (engine != &g_fake_engine) throw std::runtime_error("wrong engine");
-    queued_callbacks().push_back(std::move(*static_cast<std::function<void()>*>(callback)));
-}
-void use_final_callbacks() {
-    table().Engine_get_default_engine = fake_default_engine;
-    table().Engine_queue_callback = fake_queue_callback;
-}
-}  // namespace
+// (support's use_final_callbacks; these tests need the route compiled in: Note [std::function across the ABI])
 
 CA_TEST(owned_results_are_released_by_the_final_callback) {
     use_final_callbacks();

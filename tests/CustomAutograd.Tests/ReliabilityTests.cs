@@ -126,35 +126,6 @@ public sealed class ReliabilityTests
         Assert.That(TestUtil.WaitForLiveNodes(baseline), Is.EqualTo(baseline));
     }
 
-    // TorchSharp 0.107 converts `0` to a Scalar with a finalizer and does not keep it alive across the native
-    // call, so with several threads allocating, a GC can free it mid-call (seen here as "Expected false to be
-    // true ... Scalar.h" errors, with or without this library). Functions used from many threads keep their
-    // Scalars alive, as any multi-threaded TorchSharp code must; see the README's Guarantees section.
-    private static readonly Scalar Zero = 0.ToScalar();
-
-    internal static readonly UnaryFunction ThreadRelu = AutogradFunction.Create(
-        "ThreadReLU",
-        (ctx, x) =>
-        {
-            ctx.SaveForBackward(x);
-            return x.clamp_min(Zero);
-        },
-        (ctx, g) => g.masked_fill(ctx.SavedTensors[0]!.lt(Zero), Zero));
-
-    internal static readonly UnaryFunction ThreadSigmoid = AutogradFunction.Create(
-        "ThreadSigmoid",
-        (ctx, x) =>
-        {
-            Tensor y = x.sigmoid();
-            ctx.SaveForBackward(y);
-            return y;
-        },
-        (ctx, g) =>
-        {
-            Tensor y = ctx.SavedTensors[0]!;
-            return g * y * (torch.ones_like(y) - y);
-        });
-
     [Test]
     public void Threads_8x1000IndependentGraphs_AllGradientsCorrect()
     {
@@ -174,7 +145,7 @@ public sealed class ReliabilityTests
                         using var scope = NewDisposeScope();
                         double v = seed + i * 0.001;
                         Tensor x = torch.tensor(new[] { v, -v - 1 }, requires_grad: true);
-                        ThreadSigmoid.Apply(ThreadRelu.Apply(x)).sum().backward();
+                        TestUtil.Sigmoid.Apply(TestUtil.Relu.Apply(x)).sum().backward();
                         double s = 1 / (1 + Math.Exp(-v));
                         double expected0 = s * (1 - s);
                         Tensor grad = x.grad!;

@@ -10,55 +10,25 @@ namespace CustomAutograd.Tests;
 /// <summary>Shared functions and assertions.</summary>
 internal static class TestUtil
 {
-    internal static readonly UnaryFunction Relu = AutogradFunction.Create(
-        "TestReLU",
-        (ctx, x) =>
-        {
-            ctx.SaveForBackward(x);
-            return x.clamp_min(0);
-        },
-        (ctx, g) => g.masked_fill(ctx.SavedTensors[0]! < 0, 0));
+    // TorchSharp 0.107 converts a number to a Scalar with a finalizer and does not keep it alive across the native
+    // call, so with several threads allocating, a GC can free it mid-call ("Expected false to be true ... Scalar.h",
+    // with or without this library). These functions run on many threads in the tests, so their Scalars are kept
+    // alive, as any multi-threaded TorchSharp code must (README, Guarantees).
+    private static readonly Scalar Zero = 0.ToScalar();
+    private static readonly Scalar One = 1.ToScalar();
 
-    internal static readonly UnaryFunction Sigmoid = AutogradFunction.Create(
-        "TestSigmoid",
-        (ctx, x) =>
-        {
-            Tensor y = x.sigmoid();
-            ctx.SaveForBackward(y);
-            return y;
-        },
-        (ctx, g) =>
-        {
-            Tensor y = ctx.SavedTensors[0]!;
-            return g * y * (1 - y);
-        });
+    internal static readonly UnaryFunction Relu = TestFunctions.SavingInput(
+        "TestReLU", x => x.clamp_min(Zero), (g, x) => g.masked_fill(x.lt(Zero), Zero));
 
-    internal static readonly BinaryFunction MatMul = AutogradFunction.Create(
-        "TestMatMul",
-        (ctx, a, b) =>
-        {
-            ctx.SaveForBackward(a, b);
-            return a.mm(b);
-        },
-        (ctx, g) =>
-        {
-            Tensor a = ctx.SavedTensors[0]!, b = ctx.SavedTensors[1]!;
-            return (g.mm(b.t()), a.t().mm(g));
-        });
+    internal static readonly UnaryFunction Sigmoid = TestFunctions.SavingOutput(
+        "TestSigmoid", x => x.sigmoid(), (g, y) => g * y * y.neg().add(One));
+
+    internal static readonly BinaryFunction MatMul = TestFunctions.SavingInputs(
+        "TestMatMul", (a, b) => a.mm(b), (g, a, b) => (g.mm(b.t()), a.t().mm(g)));
 
     /// <summary>(a, b) -> (a + b, a * b).</summary>
-    internal static readonly MultiFunction SumAndProduct = AutogradFunction.CreateMulti(
-        "TestSumAndProduct",
-        (ctx, xs) =>
-        {
-            ctx.SaveForBackward(xs[0], xs[1]);
-            return new[] { xs[0]! + xs[1]!, xs[0]! * xs[1]! };
-        },
-        (ctx, gs) =>
-        {
-            Tensor a = ctx.SavedTensors[0]!, b = ctx.SavedTensors[1]!;
-            return new[] { gs[0]! + gs[1]! * b, gs[0]! + gs[1]! * a };
-        });
+    internal static readonly MultiFunction SumAndProduct = TestFunctions.SumAndProduct(
+        "TestSumAndProduct", (gs, a, b) => new[] { gs[0]! + gs[1]! * b, gs[0]! + gs[1]! * a });
 
     internal static void AssertClose(Tensor actual, Tensor expected, double rtol = 1e-5, double atol = 1e-6)
     {

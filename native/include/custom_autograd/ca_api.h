@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature or struct below changes; the managed side refuses a mismatch. */
-#define CA_ABI_VERSION 6
+#define CA_ABI_VERSION 7
 
 typedef enum ca_status {
     CA_OK = 0,
@@ -43,7 +43,9 @@ typedef enum ca_status {
     CA_ERR_TORCH = 3,            /* libtorch / LibTorchSharp rejected the operation; message is libtorch's */
     CA_ERR_CALLBACK = 4,         /* a managed callback reported a failure */
     CA_ERR_SHUTDOWN = 5,         /* the process is shutting down; nothing was done */
-    CA_ERR_INTERNAL = 6          /* anything else (out of memory, libffi failure) */
+    CA_ERR_INTERNAL = 6,         /* the shim itself failed: out of memory (std::bad_alloc, also when thrown
+                                    inside libtorch), libffi could not make a closure, or an unknown exception */
+    CA_ERR_ABI = 7               /* the loaded libtorch breaks an assumption of the shim (ca_check_tensor_layout) */
 } ca_status;
 
 /* A LibTorchSharp tensor handle (at::Tensor*). Null means "undefined tensor". */
@@ -99,7 +101,8 @@ typedef struct ca_torch_api {
     /* torch::autograd::Engine::get_default_engine() and Engine::queue_callback(std::function<void()>), the
        latter called as (engine, pointer to the std::function temporary) per the Itanium C++ ABI; both may be
        null (then gradients handed to the engine are released at the thread's next call instead of at the end of
-       the backward pass; see Note [retired gradient handles]). */
+       the backward pass; see Note [retired gradient handles]). Ignored by a shim built without libstdc++ or on
+       Windows, where that route is compiled out (Note [std::function across the ABI], engine_callback.h). */
     void* (*Engine_get_default_engine)(void);
     void (*Engine_queue_callback)(void* engine, void* std_function_void);
     /* LibTorchSharp's getters, used to release large, device or graph-carrying (create_graph) gradients at the
@@ -146,6 +149,19 @@ CA_EXPORT int32_t ca_abi_version(void);
 /* Registers the torch function table and the callbacks. Idempotent for identical arguments. */
 CA_EXPORT int32_t ca_init(const ca_torch_api* api, ca_backward_callback backward, ca_release_callback release);
 
+/*
+ * Start-up self-check of Note [same tensor] (native/src/node.cpp): the shim recognises two handles to one
+ * tensor by the first word of the at::Tensor they point to (its TensorImpl pointer).
+ *   a, same_as_a   two distinct handles to one defined tensor (e.g. a contiguous tensor's handle and the fresh
+ *                  handle LibTorchSharp's THSTensor_contiguous returns for it); borrowed
+ *   other          a handle to another defined tensor; borrowed
+ * Returns CA_OK when the first words of a and same_as_a are equal and differ from other's; until a check has
+ * passed, ca_apply never recognises an output as the caller's own tensor (every `wrapped` entry is a fresh
+ * handle). CA_ERR_ABI when the layout differs (the message says what was found); a failing check leaves an
+ * earlier verdict unchanged. CA_ERR_INVALID_ARGUMENT for null or repeated handles. Needs no ca_init.
+ */
+CA_EXPORT int32_t ca_check_tensor_layout(ca_tensor a, ca_tensor same_as_a, ca_tensor other);
+
 /* From now on callbacks do nothing and release leaks on purpose: the runtime is going away. */
 CA_EXPORT void ca_shutdown(void);
 
@@ -169,8 +185,9 @@ CA_EXPORT void ca_set_callback_error(const char* message);
  *   to_save         tensors to save for backward, as libtorch saved variables (borrowed, null allowed).
  *   wrapped         receives one entry per output: a fresh handle to the output as connected to the node, or
  *                   null when that is the very tensor given in outputs[i] (connected in place; the caller keeps
- *                   using its own handle). Outputs that are inputs returned as-is get a fresh handle (a view); inputs marked
- *                   dirty are rebased in place and come back null.
+ *                   using its own handle). Outputs that are inputs returned as-is get a fresh handle (a view);
+ *                   inputs marked dirty are rebased in place and come back null. Null entries appear only once
+ *                   ca_check_tensor_layout has passed; before, every entry is a fresh handle.
  */
 CA_EXPORT int32_t ca_apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t n_inputs,
                            int32_t is_executable, const ca_tensor* outputs, int32_t n_outputs,

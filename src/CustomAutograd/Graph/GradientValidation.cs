@@ -129,21 +129,6 @@ internal static class GradientValidation
             $"{FormatDevice(inputType, inputIndex)}.");
     }
 
-    /// <summary>libtorch's is_expandable_to: can <paramref name="shape"/> be broadcast to <paramref name="desired"/>.</summary>
-    internal static bool IsExpandableTo(long[] shape, long[] desired)
-    {
-        if (shape.Length > desired.Length)
-            return false;
-        for (int i = 0; i < shape.Length; i++)
-        {
-            long size = shape[shape.Length - 1 - i];
-            long target = desired[desired.Length - 1 - i];
-            if (size != target && size != 1)
-                return false;
-        }
-        return true;
-    }
-
     private static string FormatDevice(DeviceType type, int index) =>
         type == DeviceType.CPU ? "cpu" : type.ToString().ToLowerInvariant() + ":" + index;
 }

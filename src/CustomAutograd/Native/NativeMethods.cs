@@ -12,7 +12,7 @@ internal static unsafe partial class NativeMethods
     internal const string Library = "CustomAutogradNative";
 
     /// <summary>Must equal CA_ABI_VERSION of the shim that is loaded.</summary>
-    internal const int AbiVersion = 6;
+    internal const int AbiVersion = 7;
 
     internal const int CA_OK = 0;
     internal const int CA_ERR_INVALID_ARGUMENT = 1;
@@ -21,12 +21,16 @@ internal static unsafe partial class NativeMethods
     internal const int CA_ERR_CALLBACK = 4;
     internal const int CA_ERR_SHUTDOWN = 5;
     internal const int CA_ERR_INTERNAL = 6;
+    internal const int CA_ERR_ABI = 7;
 
     [LibraryImport(Library)]
     internal static partial int ca_abi_version();
 
     [LibraryImport(Library)]
     internal static partial int ca_init(CaTorchApi* api, IntPtr backward, IntPtr release);
+
+    [LibraryImport(Library)]
+    internal static partial int ca_check_tensor_layout(IntPtr a, IntPtr sameAsA, IntPtr other);
 
     [LibraryImport(Library)]
     internal static partial void ca_shutdown();

@@ -42,6 +42,9 @@ internal static unsafe class NativeRuntime
     /// <summary>Where the keep-graph query came from, or null when it could not be resolved.</summary>
     internal static string? KeepGraphSource { get; private set; }
 
+    /// <summary>Whether libtorch's Engine::get_default_engine and Engine::queue_callback were both resolved.</summary>
+    internal static bool EngineCallbackFound { get; private set; }
+
     /// <summary>The path of the LibTorchSharp library in use.</summary>
     internal static string? LibTorchSharpPath { get; private set; }
 
@@ -77,6 +80,8 @@ internal static unsafe class NativeRuntime
 
     private static void Initialize()
     {
+        TorchSharpVersion.Verify();
+
         // Make TorchSharp load its native libraries (and report its own load errors first).
         LibStdCxxFallback.Apply();
         try
@@ -138,6 +143,7 @@ internal static unsafe class NativeRuntime
             TensorRequiresGrad = Export(torchSharp, "THSTensor_requires_grad"),
             AutogradBackward = Export(torchSharp, "THSAutograd_backward"),
         };
+        EngineCallbackFound = api.EngineGetDefaultEngine != IntPtr.Zero && api.EngineQueueCallback != IntPtr.Zero;
         DisposeTensorFn = (delegate* unmanaged<IntPtr, void>)api.TensorDispose;
         IsGradEnabledFn = (delegate* unmanaged[SuppressGCTransition]<byte>)Export(torchSharp, "THSAutograd_isGradEnabled");
         SetGradFn = (delegate* unmanaged[SuppressGCTransition]<byte, void>)Export(torchSharp, "THSAutograd_setGrad");
@@ -153,6 +159,9 @@ internal static unsafe class NativeRuntime
         int status = NativeMethods.ca_init(&api, Trampolines.BackwardPointer, Trampolines.ReleasePointer);
         if (status != NativeMethods.CA_OK)
             throw new CustomAutogradException("CustomAutograd's native shim refused to initialise: " + NativeMethods.LastError());
+        TensorLayoutCheck.Bind(Export(torchSharp, "THSTensor_newInt64Scalar"), Export(torchSharp, "THSTensor_contiguous"),
+                               api.GetAndResetLastErr);
+        TensorLayoutCheck.Run();
 
         AppDomain.CurrentDomain.ProcessExit += static (_, _) => NativeMethods.ca_shutdown();
         Diagnostics.Log.NativeLoaded(torchSharpPath ?? "LibTorchSharp", KeepGraphSource ?? "(not found)");
@@ -185,7 +194,8 @@ internal static unsafe class NativeRuntime
         return IntPtr.Zero;
     }
 
-    private static IntPtr Export(IntPtr library, string name)
+    /// <summary>A required LibTorchSharp export; throws <see cref="CustomAutogradException"/> naming it when absent.</summary>
+    internal static IntPtr Export(IntPtr library, string name)
     {
         if (NativeLibrary.TryGetExport(library, name, out IntPtr address))
             return address;

@@ -28,6 +28,12 @@ internal static class AdoptedTensors
     /// <summary>Whether wrappers are made with TorchSharp's internal constructor; false before the first wrapper.</summary>
     internal static bool UsesInternalConstructor => s_mode == Accessor;
 
+    /// <summary>
+    /// Switches between the internal constructor (true: probed again at the next wrapper) and the public fallback
+    /// (false), for tests of the fallback.
+    /// </summary>
+    internal static void SetInternalConstructor(bool enabled) => s_mode = enabled ? Unknown : Fallback;
+
     /// <summary>Wraps a handle the caller owns in a tensor that belongs to no dispose scope.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Tensor Wrap(IntPtr handle) => s_mode == Accessor ? NewUnregistered(handle, false) : WrapSlow(handle);
