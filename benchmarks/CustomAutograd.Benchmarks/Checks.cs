@@ -29,6 +29,9 @@ internal static class Checks
         Expect("CustomAutograd ReLU", expected, Grad(x, static t => Functions.Relu.Apply(t)));
         Expect("TorchSharp ReLU", expected, Grad(x, Functions.TorchSharpRelu));
 
+        expected = Grad(x, static t => t.tanh().exp());
+        Expect("checkpointed segment", expected, Grad(x, static t => Checkpoint.Run(static h => h.tanh().exp(), t)));
+
         Tensor chained = Grad(x, static t =>
         {
             for (int i = 0; i < 100; i++)

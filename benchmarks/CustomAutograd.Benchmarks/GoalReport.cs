@@ -20,6 +20,7 @@ internal static class GoalReport
     private static readonly string[] GroupOrder =
     {
         nameof(IdentityBenchmarks), nameof(Relu16Benchmarks), nameof(Relu1MBenchmarks), nameof(TwoLayerNetBenchmarks), nameof(ChainBenchmarks),
+        nameof(CheckpointBenchmarks),
     };
 
     public static string Build(IEnumerable<Summary> summaries)
@@ -106,6 +107,16 @@ internal static class GoalReport
             Goal(md, "Chain (linear): CustomAutograd's per-node growth / the built-in clone's", custom.Median / builtIn.Median,
                  custom.Min / builtIn.Min, 1.2, "0.00");
         }
+        // Issue "Activation checkpointing": the step time the memory saving costs (goal 1.35x on the CPU).
+        Row? noCheckpoint = Find(rows, nameof(CheckpointBenchmarks), nameof(CheckpointBenchmarks.BuiltIn), null);
+        foreach (string method in new[] { nameof(CheckpointBenchmarks.EveryBlock), nameof(CheckpointBenchmarks.SqrtSegments) })
+        {
+            if (noCheckpoint is not null && Find(rows, nameof(CheckpointBenchmarks), method, null) is { } checkpointed)
+            {
+                Goal(md, $"Checkpointing, {checkpointed.Description}: step time / no checkpointing", checkpointed.MedianNs / noCheckpoint.MedianNs,
+                     checkpointed.MinNs / noCheckpoint.MinNs, 1.35, "0.00");
+            }
+        }
         return md.ToString();
     }
 
@@ -116,6 +127,7 @@ internal static class GoalReport
         nameof(Relu1MBenchmarks) => "ReLU, 1M el.",
         nameof(TwoLayerNetBenchmarks) => "Two-layer net step",
         nameof(ChainBenchmarks) => $"Identity chain of {length:N0}",
+        nameof(CheckpointBenchmarks) => $"Residual MLP step ({CheckpointBenchmarks.Blocks}×{CheckpointBenchmarks.Width}, batch {CheckpointBenchmarks.Batch})",
         _ => type,
     };
 
