@@ -51,6 +51,53 @@ ffi_signatures& signatures() {
 //  - small CPU gradients (and everything when the engine's callback API was not found): at the next apply,
 //    ca_apply, ca_grad or ca_flush_thread on the same thread, which costs nothing per pass.
 // The returned array itself lives here, per thread, until the next apply.
+//
+// Note [stealable gradients]
+// While the shim holds such a handle, the gradient's use_count() is one above what libtorch's AccumulateGrad
+// accepts for taking the tensor as the leaf's .grad (`use_count() <= 1 + post hooks`, accumulate_grad.h), so
+// without more it would copy every gradient a Backward returns for a leaf whose .grad is empty. libtorch has a
+// registry for exactly this situation, made for tensors that a cache keeps alive (CUDA graphs): a tensor in
+// at::caching's registry counts one reference fewer wherever libtorch decides whether it may reuse a tensor
+// (AccumulateGrad's steal, InputBuffer's in-place accumulation: at::caching::adjusted_use_count). So every owned
+// result is added to the registry (kOwnedRegistered) before apply returns, and removed again right before the
+// shim disposes its handle. The one reference discounted is then always the shim's own, which no user code can
+// reach: a tensor is in the registry only while the handle of whoever added it last is alive (every route that
+// disposes such a handle removes the entry first, and removing drops the entry whoever else added it, which
+// only makes libtorch more careful). The registry holds a weak reference, so its key cannot be reused by
+// another tensor while it is there. Borrowed results are never added: their owner can still see them.
+// CUSTOMAUTOGRAD_STEAL_GRADIENTS=0 in the environment turns this off (ca_init).
+constexpr uint8_t kBorrowed = 0;
+constexpr uint8_t kOwned = 1;
+constexpr uint8_t kOwnedRegistered = 2;
+
+// Releases an owned handle: out of the cached-tensor registry first (Note [stealable gradients]), then disposed.
+void release_owned(ca_tensor h, uint8_t how) noexcept {
+    auto& G = g();
+    if (how == kOwnedRegistered) {
+        try {
+            G.torch.caching_remove_cached_tensor(h);
+        } catch (...) {
+            // Only fails if the registry was switched off, and then it discounts nothing.
+        }
+    }
+    G.torch.THSTensor_dispose(h);
+}
+
+// Adds the owned results to the registry (Note [stealable gradients]).
+void register_owned(ca_tensor* results, uint8_t* owned, size_t n) noexcept {
+    auto& G = g();
+    if (!G.stealable_gradients) return;
+    for (size_t i = 0; i < n; ++i) {
+        if (owned[i] != kOwned || results[i] == nullptr) continue;
+        try {
+            G.torch.caching_add_cached_tensor(results[i]);
+            owned[i] = kOwnedRegistered;
+        } catch (...) {
+            // Out of memory (or the registry switched off): this gradient is copied, as before.
+        }
+    }
+}
+
 struct retired_handles {
     std::vector<ca_tensor> handles;
     std::vector<uint8_t> owned;
@@ -59,7 +106,7 @@ struct retired_handles {
         auto& G = g();
         if (!G.shutting_down.load(std::memory_order_relaxed)) {
             for (size_t i = 0; i < handles.size(); ++i)
-                if (owned[i] != 0 && handles[i] != nullptr) G.torch.THSTensor_dispose(handles[i]);
+                if (owned[i] != kBorrowed && handles[i] != nullptr) release_owned(handles[i], owned[i]);
         }
         handles.clear();
         owned.clear();
@@ -74,12 +121,14 @@ thread_local retired_handles t_retired;
 // handles]). Disposed by the queued callback, or when libtorch destroys the callback without running it.
 struct handle_batch {
     std::vector<ca_tensor> handles;
+    std::vector<uint8_t> owned;  // kOwned or kOwnedRegistered, per handle
 
     void release() noexcept {
         auto& G = g();
         if (!G.shutting_down.load(std::memory_order_relaxed))
-            for (ca_tensor h : handles) G.torch.THSTensor_dispose(h);
+            for (size_t i = 0; i < handles.size(); ++i) release_owned(handles[i], owned[i]);
         handles.clear();
+        owned.clear();
     }
 
     ~handle_batch() { release(); }
@@ -111,19 +160,26 @@ void queue_release(ca_tensor* results, uint8_t* owned, size_t n) noexcept {
     std::shared_ptr<handle_batch> batch;
     try {
         batch = std::make_shared<handle_batch>();
-        for (size_t i = 0; i < n; ++i)
-            if (owned[i] != 0 && results[i] != nullptr) batch->handles.push_back(results[i]);
+        for (size_t i = 0; i < n; ++i) {
+            if (owned[i] != kBorrowed && results[i] != nullptr) {
+                batch->handles.push_back(results[i]);
+                batch->owned.push_back(owned[i]);
+            }
+        }
         if (batch->handles.empty()) return;
         std::function<void()> callback = [batch]() { batch->release(); };
         void* engine = G.torch.Engine_get_default_engine();
         // Itanium C++ ABI: a by-value std::function is passed as a pointer to a caller-owned temporary,
         // which the caller destroys after the call (libtorch moves from it).
         G.torch.Engine_queue_callback(engine, &callback);
-        for (size_t i = 0; i < n; ++i) owned[i] = 0;
+        for (size_t i = 0; i < n; ++i) owned[i] = kBorrowed;
     } catch (...) {
         // Not inside a backward pass, or out of memory: the handles stay with the per-thread list, so the
         // batch must forget them before it is destroyed (the callback copy is already gone).
-        if (batch) batch->handles.clear();
+        if (batch) {
+            batch->handles.clear();
+            batch->owned.clear();
+        }
     }
 }
 
@@ -298,8 +354,11 @@ void apply_impl(void* ret, void** args, void* user) {
         discard_torch_error();
     }
 
-    queue_release(results.data(), owned.data(), rec->n_edges);
+    // The previous apply's handles go first: one of them may be the very tensor registered again below
+    // (a gradient passed through), and releasing it would take it out of the registry.
     t_retired.flush();
+    register_owned(results.data(), owned.data(), rec->n_edges);
+    queue_release(results.data(), owned.data(), rec->n_edges);
     t_retired.handles.assign(results.data(), results.data() + rec->n_edges);  // keeps its capacity: no allocation
     t_retired.owned.assign(owned.data(), owned.data() + rec->n_edges);
     auto* out = static_cast<ca_ts_tensor_array*>(ret);
