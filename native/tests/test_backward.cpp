@@ -447,6 +447,48 @@ CA_TEST(owned_results_are_released_by_the_final_callback) {
     check_clean();
 }
 
+CA_TEST(queued_results_are_released_by_the_next_apply_if_it_comes_first) {
+    use_final_callbacks();
+    init();
+    graph a = make_graph(1, save_none);
+    graph b = make_graph(2, save_none);
+    ca_tensor r0 = fake::make(100);
+    managed().behaviour = answer({r0, nullptr}, {1, 0});
+    CHECK(!fake::run_node(a.n, {50, 51}).threw);
+    REQUIRE_EQ(queued_callbacks().size(), size_t{1});
+    CHECK(fake::is_live(r0));
+    // The next node on this thread runs before the pass ends: r0 (long copied by libtorch) goes now, so its
+    // memory can serve that node, as a libtorch node's output would.
+    managed().behaviour = answer({nullptr, nullptr}, {0, 0});
+    CHECK(!fake::run_node(b.n, {52, 53}).threw);
+    CHECK(!fake::is_live(r0));
+    queued_callbacks()[0]();  // the end of the pass: nothing left to release, no double dispose
+    queued_callbacks().clear();
+    ca_flush_thread();
+    check_no_misuse();
+    a.dispose();
+    b.dispose();
+    check_clean();
+}
+
+CA_TEST(owned_results_stay_with_the_thread_when_queueing_fails) {
+    use_final_callbacks();
+    table().Engine_queue_callback = [](void*, void*) { throw std::runtime_error("not inside a backward pass"); };
+    init();
+    graph g = make_graph(1, save_none);
+    ca_tensor r0 = fake::make(100);
+    managed().behaviour = answer({r0, nullptr}, {1, 0});
+    fake::outcome o = fake::run_node(g.n, {50, 51});
+    CHECK(!o.threw);
+    CHECK(o.values == (std::vector<int>{100, -1}));
+    CHECK(fake::is_live(r0));  // not released by the failed queueing
+    ca_flush_thread();
+    CHECK(!fake::is_live(r0));
+    check_no_misuse();
+    g.dispose();
+    check_clean();
+}
+
 CA_TEST(owned_results_are_released_when_the_pass_drops_its_callbacks) {
     use_final_callbacks();
     init();
