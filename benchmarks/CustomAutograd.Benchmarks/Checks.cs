@@ -19,7 +19,7 @@ internal static class Checks
     {
         torch.set_num_threads(1);
         using DisposeScope scope = NewDisposeScope();
-        Tensor x = randn(new long[] { 4, 5 }, dtype: ScalarType.Float32, requires_grad: true);
+        Tensor x = randn(new long[] { 4, 5 }, dtype: ScalarType.Float32, device: Setup.Device, requires_grad: true);
 
         Tensor expected = Grad(x, static t => t.clone());
         Expect("CustomAutograd identity", expected, Grad(x, static t => Functions.Identity.Apply(t)));
@@ -28,6 +28,10 @@ internal static class Checks
         expected = Grad(x, static t => t.relu());
         Expect("CustomAutograd ReLU", expected, Grad(x, static t => Functions.Relu.Apply(t)));
         Expect("TorchSharp ReLU", expected, Grad(x, Functions.TorchSharpRelu));
+        Expect("CustomAutograd fast ReLU", expected, Grad(x, static t => Functions.FastRelu.Apply(t)));
+
+        CheckLinear();
+        CheckMlp();
 
         expected = Grad(x, static t => t.tanh().exp());
         Expect("checkpointed segment", expected, Grad(x, static t => Checkpoint.Run(static h => h.tanh().exp(), t)));
@@ -93,16 +97,64 @@ internal static class Checks
     private static Tensor Grad(Tensor x, Func<Tensor, Tensor> f)
     {
         x.grad?.zero_();
-        (f(x) * arange(x.numel(), dtype: x.dtype).reshape(x.shape)).sum().backward();
+        (f(x) * arange(x.numel(), dtype: x.dtype, device: x.device).reshape(x.shape)).sum().backward();
         return x.grad!.clone();
+    }
+
+    /// <summary>The three Linear functions give the gradients of libtorch's <c>linear</c>, for the input, weight and bias, with and without bias.</summary>
+    private static void CheckLinear()
+    {
+        var linears = new (string Name, Func<Tensor, Tensor, Tensor?, Tensor> Apply)[]
+        {
+            ("CustomAutograd Linear", static (x, w, b) => Functions.Linear.Apply(x, w, b)),
+            ("CustomAutograd fast Linear", static (x, w, b) => Functions.FastLinear.Apply(x, w, b)),
+            ("TorchSharp Linear", Functions.TorchSharpLinear),
+        };
+        foreach (bool withBias in new[] { true, false })
+        {
+            Tensor[] expected = LinearGrads(static (x, w, b) => nn.functional.linear(x, w, b), withBias);
+            foreach (var (name, apply) in linears)
+            {
+                Tensor[] actual = LinearGrads(apply, withBias);
+                for (int i = 0; i < expected.Length; i++)
+                    Expect($"{name} ({(withBias ? "with" : "without")} bias), gradient {i}", expected[i], actual[i]);
+            }
+        }
+    }
+
+    private static Tensor[] LinearGrads(Func<Tensor, Tensor, Tensor?, Tensor> linear, bool withBias)
+    {
+        torch.manual_seed(Setup.Seed);
+        Tensor x = randn(new long[] { 3, 4 }, device: Setup.Device, requires_grad: true);
+        Tensor w = randn(new long[] { 5, 4 }, device: Setup.Device, requires_grad: true);
+        Tensor? b = withBias ? randn(new long[] { 5 }, device: Setup.Device, requires_grad: true) : null;
+        Tensor y = linear(x, w, b);
+        (y * arange(y.numel(), dtype: y.dtype, device: y.device).reshape(y.shape)).sum().backward();
+        return b is null ? new[] { x.grad!, w.grad! } : new[] { x.grad!, w.grad!, b.grad! };
+    }
+
+    /// <summary>Every row of the MLP benchmark gives the built-in model's parameter gradients, in both reset modes.</summary>
+    private static void CheckMlp()
+    {
+        foreach (GradReset reset in new[] { GradReset.None, GradReset.Zero })
+        {
+            Tensor[] expected = MlpBenchmarks.Gradients(8, 16, reset, nameof(MlpBenchmarks.BuiltIn));
+            foreach (string row in MlpBenchmarks.Rows)
+            {
+                Tensor[] actual = MlpBenchmarks.Gradients(8, 16, reset, row);
+                for (int i = 0; i < expected.Length; i++)
+                    Expect($"MLP {row} (grads reset {reset}), parameter {i}", expected[i], actual[i]);
+            }
+        }
     }
 
     private static void Expect(string what, Tensor expected, Tensor actual)
     {
-        if (!actual.allclose(expected))
+        // Relative 1e-4: float32 sums in a different order (mm then add against addmm).
+        if (!actual.allclose(expected, rtol: 1e-4, atol: 1e-5))
             throw new InvalidOperationException($"{what}: wrong gradient.\nexpected {Text(expected)}\nactual {Text(actual)}");
     }
 
     private static string Text(Tensor t) =>
-        string.Join(", ", t.data<float>().ToArray().Select(v => v.ToString(CultureInfo.InvariantCulture)));
+        string.Join(", ", t.cpu().data<float>().ToArray().Select(v => v.ToString(CultureInfo.InvariantCulture)));
 }

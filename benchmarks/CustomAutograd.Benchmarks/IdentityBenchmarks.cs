@@ -7,7 +7,8 @@ namespace CustomAutograd.Benchmarks;
 
 /// <summary>
 /// Group 1: the identity on 16 float32 elements, forward + backward + grad reset per operation. No user op
-/// differs between the rows (all clone), so the differences are the custom-function machinery alone.
+/// differs between the rows (all clone), so the differences are the custom-function machinery alone. Runs on CUDA
+/// too (<c>--device cuda</c>).
 /// </summary>
 [MemoryDiagnoser]
 public class IdentityBenchmarks
@@ -33,6 +34,7 @@ public class IdentityBenchmarks
         using DisposeScope scope = NewDisposeScope();
         _x.clone().sum().backward();
         _x.grad!.zero_();
+        Setup.Sync();
     }
 
     /// <summary>The identity as a CustomAutograd function.</summary>
@@ -42,6 +44,7 @@ public class IdentityBenchmarks
         using DisposeScope scope = NewDisposeScope();
         Functions.Identity.Apply(_x).sum().backward();
         _x.grad!.zero_();
+        Setup.Sync();
     }
 
     /// <summary>The identity as a TorchSharp 0.107 <c>SingleTensorFunction</c>.</summary>
@@ -51,5 +54,6 @@ public class IdentityBenchmarks
         using DisposeScope scope = NewDisposeScope();
         Functions.TorchSharpIdentity(_x).sum().backward();
         _x.grad!.zero_();
+        Setup.Sync();
     }
 }

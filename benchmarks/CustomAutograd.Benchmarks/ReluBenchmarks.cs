@@ -33,6 +33,7 @@ public abstract class ReluBenchmarksBase
         using DisposeScope scope = NewDisposeScope();
         X.relu().sum().backward();
         X.grad!.zero_();
+        Setup.Sync();
     }
 
     /// <summary>The ReLU as a CustomAutograd function.</summary>
@@ -42,6 +43,7 @@ public abstract class ReluBenchmarksBase
         using DisposeScope scope = NewDisposeScope();
         Functions.Relu.Apply(X).sum().backward();
         X.grad!.zero_();
+        Setup.Sync();
     }
 
     /// <summary>The ReLU as a TorchSharp 0.107 <c>SingleTensorFunction</c>.</summary>
@@ -51,6 +53,7 @@ public abstract class ReluBenchmarksBase
         using DisposeScope scope = NewDisposeScope();
         Functions.TorchSharpRelu(X).sum().backward();
         X.grad!.zero_();
+        Setup.Sync();
     }
 }
 
@@ -63,15 +66,11 @@ public class Relu16Benchmarks : ReluBenchmarksBase
 }
 
 /// <summary>
-/// Group 2b: the custom ReLU on 1M float32 elements (kernels dominate), with the same computation done by
-/// hand under no_grad as the floor a custom function can reach.
+/// The ReLU on many elements (kernels dominate), with the same computation done by hand under no_grad as the floor
+/// a custom function can reach.
 /// </summary>
-[MemoryDiagnoser]
-public class Relu1MBenchmarks : ReluBenchmarksBase
+public abstract class ReluByHandBenchmarksBase : ReluBenchmarksBase
 {
-    /// <inheritdoc/>
-    protected override long Elements => 1 << 20;
-
     /// <summary>
     /// The same work without autograd: forward clamp_min, sum, then the gradient of the sum (ones_like), the
     /// mask, and the accumulation into <c>x.grad</c>, then the grad reset.
@@ -79,7 +78,7 @@ public class Relu1MBenchmarks : ReluBenchmarksBase
     [Benchmark(Description = "by hand under no_grad")]
     public void ByHand()
     {
-        using DisposeScope scope = NewDisposeScope();
+        using (NewDisposeScope())
         using (no_grad())
         {
             Tensor y = X.clamp_min(0);
@@ -90,5 +89,22 @@ public class Relu1MBenchmarks : ReluBenchmarksBase
             grad.zero_();
             GC.KeepAlive(loss);
         }
+        Setup.Sync();
     }
+}
+
+/// <summary>Group 2b: the custom ReLU on 1M float32 elements, with the by-hand floor (CPU runs).</summary>
+[MemoryDiagnoser]
+public class Relu1MBenchmarks : ReluByHandBenchmarksBase
+{
+    /// <inheritdoc/>
+    protected override long Elements => 1 << 20;
+}
+
+/// <summary>Group 2c: the custom ReLU on 16M float32 elements, with the by-hand floor (CUDA runs, <c>--device cuda</c>).</summary>
+[MemoryDiagnoser]
+public class Relu16MBenchmarks : ReluByHandBenchmarksBase
+{
+    /// <inheritdoc/>
+    protected override long Elements => 1 << 24;
 }

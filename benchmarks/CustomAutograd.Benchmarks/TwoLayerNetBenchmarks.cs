@@ -28,8 +28,8 @@ public class TwoLayerNetBenchmarks
     public void GlobalSetup()
     {
         Setup.Global();
-        _x = randn(N, DIn, dtype: ScalarType.Float32);
-        _y = randn(N, DOut, dtype: ScalarType.Float32);
+        _x = randn(new long[] { N, DIn }, dtype: ScalarType.Float32, device: Setup.Device);
+        _y = randn(new long[] { N, DOut }, dtype: ScalarType.Float32, device: Setup.Device);
         _w1 = Setup.Leaf(DIn, H);
         _w2 = Setup.Leaf(H, DOut);
     }

@@ -4,6 +4,7 @@
 #include "shim.h"
 
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -50,6 +51,22 @@ int32_t ready() {
         return CA_ERR_SHUTDOWN;
     }
     return CA_OK;
+}
+
+// Note [stealable gradients] (node.cpp): switches libtorch's cached-tensor registry on, once. Without all three
+// entry points (or if libtorch refuses), gradients are handed over as before and AccumulateGrad copies them.
+bool enable_stealable_gradients(const ca_torch_api& api) noexcept {
+    if (api.caching_set_cached_tensors_enabled == nullptr || api.caching_add_cached_tensor == nullptr ||
+        api.caching_remove_cached_tensor == nullptr)
+        return false;
+    const char* off = std::getenv("CUSTOMAUTOGRAD_STEAL_GRADIENTS");
+    if (off != nullptr && std::strcmp(off, "0") == 0) return false;
+    try {
+        api.caching_set_cached_tensors_enabled(true);
+        return true;
+    } catch (...) {
+        return false;
+    }
 }
 
 bool counts_ok(std::initializer_list<std::pair<const void*, int32_t>> arrays) {
@@ -113,6 +130,7 @@ CA_EXPORT int32_t ca_init(const ca_torch_api* api, ca_backward_callback backward
         G.torch = *api;
         G.backward = backward;
         G.release = release;
+        G.stealable_gradients = enable_stealable_gradients(G.torch);
         G.initialized.store(true, std::memory_order_release);
         return CA_OK;
     });

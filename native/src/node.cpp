@@ -7,6 +7,7 @@
 #include <ffi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
@@ -69,23 +70,96 @@ thread_local pending_saved t_pending;
 // Note [retired gradient handles]
 // LibTorchSharp's node copies the tensors out of the array our apply returns *after* apply has
 // returned, so the handles in it must outlive the call. Handles whose ownership the managed side
-// passed to us are therefore released later, by one of two routes:
-//  - large (>= 1 MiB), non-CPU or graph-carrying (create_graph) gradients: by a final callback queued on the running backward pass
-//    (libtorch runs those after every node has run, and destroys them unrun if the pass fails, which
-//    releases the handles too), so no gradient-sized block outlives the pass, even on a device thread;
-//  - small CPU gradients (and everything when the engine's callback API was not found, or when the route is
-//    compiled out: Note [std::function across the ABI]): at the next apply, ca_apply, ca_grad or ca_flush_thread
-//    on the same thread, which costs nothing per pass.
-// The returned array itself lives here, per thread, until the next apply.
-struct retired_handles {
+// passed to us are therefore released later: at the next apply, ca_apply, ca_grad or ca_flush_thread on the
+// same thread (by then libtorch has long copied them), which costs nothing per pass and frees a gradient as soon
+// as the engine moves on, so its memory is reused by the next node as with libtorch's own nodes (held until the
+// end of the pass, the weight gradients of an MLP made the heap grow and shrink by their size at every step:
+// thousands of page faults per step). The last node of a pass on a thread has no next apply, so large (>= 1 MiB),
+// non-CPU or graph-carrying (create_graph) gradients are also given to a final callback queued on the running
+// backward pass (libtorch runs those after every node has run, and destroys them unrun if the pass fails, which
+// releases the handles too): whichever of the two comes first releases them (handle_batch), so no
+// gradient-sized block outlives the pass, even on a device thread. Without the engine's callback API, or with the
+// route compiled out (Note [std::function across the ABI]), the per-thread route alone. The returned array itself
+// lives here, per thread, until the next apply.
+//
+// Note [stealable gradients]
+// While the shim holds such a handle, the gradient's use_count() is one above what libtorch's AccumulateGrad
+// accepts for taking the tensor as the leaf's .grad (`use_count() <= 1 + post hooks`, accumulate_grad.h), so
+// without more it would copy every gradient a Backward returns for a leaf whose .grad is empty. libtorch has a
+// registry for exactly this situation, made for tensors that a cache keeps alive (CUDA graphs): a tensor in
+// at::caching's registry counts one reference fewer wherever libtorch decides whether it may reuse a tensor
+// (AccumulateGrad's steal, InputBuffer's in-place accumulation: at::caching::adjusted_use_count). So every owned
+// result is added to the registry (kOwnedRegistered) before apply returns, and removed again right before the
+// shim disposes its handle. The one reference discounted is then always the shim's own, which no user code can
+// reach: a tensor is in the registry only while the handle of whoever added it last is alive (every route that
+// disposes such a handle removes the entry first, and removing drops the entry whoever else added it, which
+// only makes libtorch more careful). The registry holds a weak reference, so its key cannot be reused by
+// another tensor while it is there. Borrowed results are never added: their owner can still see them.
+// CUSTOMAUTOGRAD_STEAL_GRADIENTS=0 in the environment turns this off (ca_init).
+constexpr uint8_t kBorrowed = 0;
+constexpr uint8_t kOwned = 1;
+constexpr uint8_t kOwnedRegistered = 2;
+
+// Releases an owned handle: out of the cached-tensor registry first (Note [stealable gradients]), then disposed.
+void release_owned(ca_tensor h, uint8_t how) noexcept {
+    auto& G = g();
+    if (how == kOwnedRegistered) {
+        try {
+            G.torch.caching_remove_cached_tensor(h);
+        } catch (...) {
+            // Only fails if the registry was switched off, and then it discounts nothing.
+        }
+    }
+    G.torch.THSTensor_dispose(h);
+}
+
+// Adds the owned results to the registry (Note [stealable gradients]).
+void register_owned(ca_tensor* results, uint8_t* owned, size_t n) noexcept {
+    auto& G = g();
+    if (!G.stealable_gradients) return;
+    for (size_t i = 0; i < n; ++i) {
+        if (owned[i] != kOwned || results[i] == nullptr) continue;
+        try {
+            G.torch.caching_add_cached_tensor(results[i]);
+            owned[i] = kOwnedRegistered;
+        } catch (...) {
+            // Out of memory (or the registry switched off): this gradient is copied, as before.
+        }
+    }
+}
+
+// Owned gradient handles released by whichever comes first (Note [retired gradient handles]): the thread's next
+// apply, or the final callback queued on the backward pass (also when libtorch destroys it unrun). The two may
+// run on different threads (the final callbacks run on the thread that called backward), hence the flag.
+struct handle_batch {
     std::vector<ca_tensor> handles;
-    std::vector<uint8_t> owned;
+    std::vector<uint8_t> owned;  // kOwned or kOwnedRegistered, per handle
+    std::atomic<bool> released{false};
+
+    void release() noexcept {
+        if (released.exchange(true, std::memory_order_acq_rel)) return;
+        auto& G = g();
+        if (!G.shutting_down.load(std::memory_order_relaxed))
+            for (size_t i = 0; i < handles.size(); ++i) release_owned(handles[i], owned[i]);
+    }
+
+    ~handle_batch() { release(); }
+};
+
+struct retired_handles {
+    std::vector<ca_tensor> handles;  // the array returned to LibTorchSharp
+    std::vector<uint8_t> owned;      // per handle; kBorrowed for those that `batch` releases
+    std::shared_ptr<handle_batch> batch;
 
     void flush() noexcept {
         auto& G = g();
+        if (batch) {
+            batch->release();
+            batch.reset();
+        }
         if (!G.shutting_down.load(std::memory_order_relaxed)) {
             for (size_t i = 0; i < handles.size(); ++i)
-                if (owned[i] != 0 && handles[i] != nullptr) G.torch.THSTensor_dispose(handles[i]);
+                if (owned[i] != kBorrowed && handles[i] != nullptr) release_owned(handles[i], owned[i]);
         }
         handles.clear();
         owned.clear();
@@ -97,23 +171,8 @@ struct retired_handles {
 thread_local retired_handles t_retired;
 
 #if CA_ENGINE_CALLBACK_ROUTE
-// Owned gradient handles whose release waits for the end of the backward pass (Note [retired gradient
-// handles]). Disposed by the queued callback, or when libtorch destroys the callback without running it.
-struct handle_batch {
-    std::vector<ca_tensor> handles;
-
-    void release() noexcept {
-        auto& G = g();
-        if (!G.shutting_down.load(std::memory_order_relaxed))
-            for (ca_tensor h : handles) G.torch.THSTensor_dispose(h);
-        handles.clear();
-    }
-
-    ~handle_batch() { release(); }
-};
-
-// Queues the release of the owned handles in `results` on the current backward pass; on success the
-// flags of those handles are cleared (the per-thread list then only keeps the array alive).
+// Queues the release of the owned handles in `results` on the current backward pass as well; on success the
+// flags of those handles are cleared and the batch that now owns them is returned (for the per-thread list).
 constexpr int64_t kQueueReleaseBytes = int64_t{1} << 20;
 
 // Whether any owned result is worth releasing at the end of the pass rather than at the thread's next call.
@@ -131,32 +190,53 @@ bool worth_queueing(const ca_tensor* results, const uint8_t* owned, size_t n) no
     return false;
 }
 
-void queue_release(ca_tensor* results, uint8_t* owned, size_t n) noexcept {
+std::shared_ptr<handle_batch> queue_release(ca_tensor* results, uint8_t* owned, size_t n) noexcept {
     auto& G = g();
-    if (G.torch.Engine_queue_callback == nullptr || G.torch.Engine_get_default_engine == nullptr) return;
-    if (!worth_queueing(results, owned, n)) return;
+    if (G.torch.Engine_queue_callback == nullptr || G.torch.Engine_get_default_engine == nullptr) return nullptr;
+    if (!worth_queueing(results, owned, n)) return nullptr;
     std::shared_ptr<handle_batch> batch;
     try {
         batch = std::make_shared<handle_batch>();
-        for (size_t i = 0; i < n; ++i)
-            if (owned[i] != 0 && results[i] != nullptr) batch->handles.push_back(results[i]);
-        if (batch->handles.empty()) return;
-        std::function<void()> callback = [batch]() { batch->release(); };
+        for (size_t i = 0; i < n; ++i) {
+            if (owned[i] != kBorrowed && results[i] != nullptr) {
+                batch->handles.push_back(results[i]);
+                batch->owned.push_back(owned[i]);
+            }
+        }
+        if (batch->handles.empty()) return nullptr;
+        // The callback's last copy releases the batch too: libtorch destroys final callbacks unrun when a pass fails.
+        // Armed only once queued: if queueing throws, the handles stay with the per-thread list.
+        struct release_guard {
+            std::shared_ptr<handle_batch> batch;
+            bool armed = false;
+            ~release_guard() {
+                if (armed) batch->release();
+            }
+        };
+        auto guard = std::make_shared<release_guard>();
+        guard->batch = batch;
+        std::function<void()> callback = [guard]() { guard->batch->release(); };
         void* engine = G.torch.Engine_get_default_engine();
         // Note [std::function across the ABI]: the by-value std::function is passed as a pointer to a caller-owned
         // temporary, which the caller destroys after the call (libtorch moves from it); its layout is checked at
         // compile time in engine_callback.h.
         G.torch.Engine_queue_callback(engine, &callback);
-        for (size_t i = 0; i < n; ++i) owned[i] = 0;
+        guard->armed = true;  // the pass's callbacks run (or are destroyed) only after this node has returned
+        for (size_t i = 0; i < n; ++i) owned[i] = kBorrowed;
+        return batch;
     } catch (...) {
         // Not inside a backward pass, or out of memory: the handles stay with the per-thread list, so the
         // batch must forget them before it is destroyed (the callback copy is already gone).
-        if (batch) batch->handles.clear();
+        if (batch) {
+            batch->handles.clear();
+            batch->owned.clear();
+        }
+        return nullptr;
     }
 }
 #else
 // Compiled out (Note [std::function across the ABI]): the per-thread list releases every owned result.
-void queue_release(ca_tensor*, uint8_t*, size_t) noexcept {}
+std::shared_ptr<handle_batch> queue_release(ca_tensor*, uint8_t*, size_t) noexcept { return nullptr; }
 #endif
 
 // A zero-initialised array that lives on the stack for the usual small counts (no allocation per backward).
@@ -387,8 +467,11 @@ void apply_impl(void* ret, void** args, void* user) {
         discard_torch_error();
     }
 
-    queue_release(results.data(), owned.data(), rec->n_edges);
+    // The previous apply's handles go first: one of them may be the very tensor registered again below
+    // (a gradient passed through), and releasing it would take it out of the registry.
     t_retired.flush();
+    register_owned(results.data(), owned.data(), rec->n_edges);
+    t_retired.batch = queue_release(results.data(), owned.data(), rec->n_edges);
     t_retired.handles.assign(results.data(), results.data() + rec->n_edges);  // keeps its capacity: no allocation
     t_retired.owned.assign(owned.data(), owned.data() + rec->n_edges);
     auto* out = static_cast<ca_ts_tensor_array*>(ret);

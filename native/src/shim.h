@@ -17,6 +17,9 @@ struct globals {
     ca_backward_callback backward = nullptr;
     ca_release_callback release = nullptr;
     std::atomic<bool> initialized{false};
+    // Whether libtorch's cached-tensor registry is switched on for us (Note [stealable gradients] in node.cpp).
+    // Written by ca_init before `initialized` is released.
+    bool stealable_gradients = false;
     std::atomic<bool> shutting_down{false};
     // Set by the first passing ca_check_tensor_layout (Note [same tensor] in node.cpp); until then no wrapped
     // output is recognised as the caller's own tensor, which is always correct, only a handle more per output.

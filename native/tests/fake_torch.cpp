@@ -464,6 +464,32 @@ void f_backward(ca_tensor* tensors, int64_t n_tensors, ca_tensor* grad_tensors, 
     }
 }
 
+// at::caching (CachedTensorUtils.cpp): add and remove assert that the registry is enabled (TORCH_INTERNAL_ASSERT
+// throws c10::Error, a std::exception).
+void f_set_cached_tensors_enabled(bool enabled) {
+    lock_t lock(w().mu);
+    ++w().registry_enable_calls;
+    w().registry_enabled = enabled;
+}
+
+void f_add_cached_tensor(ca_tensor h) {
+    lock_t lock(w().mu);
+    if (!w().registry_enabled) throw std::runtime_error("fake at::caching: the registry is disabled");
+    handle* hh = live_handle(h, "add_cached_tensor");
+    if (hh == nullptr) return;
+    ++w().registry_adds;
+    w().registry.insert(hh->t);
+}
+
+void f_remove_cached_tensor(ca_tensor h) {
+    lock_t lock(w().mu);
+    if (!w().registry_enabled) throw std::runtime_error("fake at::caching: the registry is disabled");
+    handle* hh = live_handle(h, "remove_cached_tensor");
+    if (hh == nullptr) return;
+    ++w().registry_removes;
+    w().registry.erase(hh->t);
+}
+
 bool f_keep_graph() {
     lock_t lock(w().mu);
     ++w().keep_graph_calls;
@@ -534,6 +560,9 @@ ca_torch_api table() {
     api.THSAutograd_grad = f_grad;
     api.THSAutograd_backward = f_backward;
     api.get_current_graph_task_keep_graph = f_keep_graph;
+    api.caching_set_cached_tensors_enabled = f_set_cached_tensors_enabled;
+    api.caching_add_cached_tensor = f_add_cached_tensor;
+    api.caching_remove_cached_tensor = f_remove_cached_tensor;
     return api;
 }
 
@@ -597,6 +626,9 @@ void dispose(ca_tensor h) {
         ++w().handles_disposed;
         hh->magic = 0;
         impl* t = hh->t;
+        // The shim takes its handle out of the registry before disposing it (Note [stealable gradients]);
+        // otherwise libtorch would discount a reference that someone else holds.
+        if (w().registry.count(t) != 0) misuse("THSTensor_dispose: the tensor is still in the cached-tensor registry");
         hh->t = nullptr;
         // Not freed: were its address reused by a later handle, a stale pointer would look alive again.
         // (Dead handles are small and the tests are short.)
@@ -604,6 +636,21 @@ void dispose(ca_tensor h) {
         drop = unref_impl(t);
     }
     if (drop != nullptr) drop_strong(drop);
+}
+
+bool registered(ca_tensor h) {
+    lock_t lock(w().mu);
+    auto* hh = static_cast<handle*>(h);
+    return w().live.count(hh) != 0 && w().registry.count(hh->t) != 0;
+}
+
+bool stealable(ca_tensor h) {
+    lock_t lock(w().mu);
+    auto* hh = static_cast<handle*>(h);
+    if (w().live.count(hh) == 0) return false;
+    // The engine's own reference (the copy it took out of apply's array) is the one AccumulateGrad expects.
+    const int refs = hh->t->refs + 1 - (w().registry.count(hh->t) != 0 ? 1 : 0);
+    return refs <= 1;
 }
 
 void dispose_all(std::vector<ca_tensor>& hs) {

@@ -122,6 +122,14 @@ struct world {
     backward_fn_t backward;
     int backward_calls = 0;
 
+    // at::caching's cached-tensor registry (Note [stealable gradients] in node.cpp): a registered tensor counts
+    // one reference fewer where libtorch decides whether it may take it over (see stealable())
+    bool registry_enabled = false;
+    int registry_enable_calls = 0;
+    std::unordered_set<impl*> registry;
+    int64_t registry_adds = 0;
+    int64_t registry_removes = 0;
+
     // the deepest nesting of on_delete calls seen on one thread (recursive graph teardown)
     int max_on_delete_depth = 0;
 
@@ -147,6 +155,10 @@ int value_of(ca_tensor h);                 // -1 for null, -2 for a dead handle
 bool is_live(ca_tensor h);
 node* grad_fn_of(ca_tensor h);             // null if none or dead
 int64_t live_handles();
+bool registered(ca_tensor h);              // whether the tensor is in the cached-tensor registry
+// What libtorch's AccumulateGrad decides for a gradient the engine now holds once (plus the handles still alive):
+// it takes the tensor as the leaf's .grad when its reference count, less one if registered, is at most 1.
+bool stealable(ca_tensor h);
 void dispose(ca_tensor h);                 // THSTensor_dispose
 void dispose_all(std::vector<ca_tensor>& hs);  // and nulls them
 

@@ -4,6 +4,7 @@
 #include "support.h"
 
 #include <atomic>
+#include <cstdlib>
 #include <functional>
 #include <stdexcept>
 #include <vector>
@@ -429,6 +430,48 @@ CA_TEST(owned_results_are_released_by_the_final_callback) {
     check_clean();
 }
 
+CA_TEST(queued_results_are_released_by_the_next_apply_if_it_comes_first) {
+    use_final_callbacks();
+    init();
+    graph a = make_graph(1, save_none);
+    graph b = make_graph(2, save_none);
+    ca_tensor r0 = fake::make(100);
+    managed().behaviour = answer({r0, nullptr}, {1, 0});
+    CHECK(!fake::run_node(a.n, {50, 51}).threw);
+    REQUIRE_EQ(queued_callbacks().size(), size_t{1});
+    CHECK(fake::is_live(r0));
+    // The next node on this thread runs before the pass ends: r0 (long copied by libtorch) goes now, so its
+    // memory can serve that node, as a libtorch node's output would.
+    managed().behaviour = answer({nullptr, nullptr}, {0, 0});
+    CHECK(!fake::run_node(b.n, {52, 53}).threw);
+    CHECK(!fake::is_live(r0));
+    queued_callbacks()[0]();  // the end of the pass: nothing left to release, no double dispose
+    queued_callbacks().clear();
+    ca_flush_thread();
+    check_no_misuse();
+    a.dispose();
+    b.dispose();
+    check_clean();
+}
+
+CA_TEST(owned_results_stay_with_the_thread_when_queueing_fails) {
+    use_final_callbacks();
+    table().Engine_queue_callback = [](void*, void*) { throw std::runtime_error("not inside a backward pass"); };
+    init();
+    graph g = make_graph(1, save_none);
+    ca_tensor r0 = fake::make(100);
+    managed().behaviour = answer({r0, nullptr}, {1, 0});
+    fake::outcome o = fake::run_node(g.n, {50, 51});
+    CHECK(!o.threw);
+    CHECK(o.values == (std::vector<int>{100, -1}));
+    CHECK(fake::is_live(r0));  // not released by the failed queueing
+    ca_flush_thread();
+    CHECK(!fake::is_live(r0));
+    check_no_misuse();
+    g.dispose();
+    check_clean();
+}
+
 CA_TEST(owned_results_are_released_when_the_pass_drops_its_callbacks) {
     use_final_callbacks();
     init();
@@ -442,6 +485,149 @@ CA_TEST(owned_results_are_released_when_the_pass_drops_its_callbacks) {
     queued_callbacks().clear();  // a failed pass destroys its callbacks without running them
     CHECK(!fake::is_live(r0));
     ca_flush_thread();
+    check_no_misuse();
+    g.dispose();
+    check_clean();
+}
+
+// ---- Note [stealable gradients]: owned results in libtorch's cached-tensor registry ---------------------------
+
+CA_TEST(owned_results_are_registered_until_their_handle_is_released) {
+    init();
+    CHECK(fake::w().registry_enabled);  // ca_init switched the registry on
+    graph g = make_graph(1, save_none);
+    ca_tensor r0 = fake::make(100);
+    ca_tensor r1 = fake::make(101);
+    managed().behaviour = answer({r0, r1}, {1, 0});  // r0 handed over, r1 lent
+    fake::outcome o = fake::run_node(g.n, {50, 51});
+    CHECK(!o.threw);
+    CHECK(o.values == (std::vector<int>{100, 101}));
+    // The shim still holds r0, and AccumulateGrad may take it all the same; r1's owner can still see it.
+    CHECK(fake::registered(r0));
+    CHECK(fake::stealable(r0));
+    CHECK(!fake::registered(r1));
+    CHECK(!fake::stealable(r1));
+    ca_flush_thread();  // out of the registry, then disposed (the fake reports the reverse order as misuse)
+    CHECK(!fake::is_live(r0));
+    CHECK(fake::w().registry.empty());
+    CHECK_EQ(fake::w().registry_removes, int64_t{1});
+    check_no_misuse();
+    fake::dispose(r1);
+    g.dispose();
+    check_clean();
+}
+
+CA_TEST(a_gradient_passed_on_by_the_next_node_stays_registered) {
+    init();
+    graph a = make_graph(1, save_none);
+    graph b = make_graph(2, save_none);
+    ca_tensor r = fake::make(100);
+    managed().behaviour = answer({r, nullptr}, {1, 0});
+    CHECK(!fake::run_node(a.n, {50, 51}).threw);
+    REQUIRE(fake::registered(r));
+    // The next node on this thread returns the same tensor (through a handle of its own): releasing the first
+    // node's handle must not take it out of the registry after the second registered it.
+    ca_tensor again = fake::share(r);
+    managed().behaviour = answer({again, nullptr}, {1, 0});
+    CHECK(!fake::run_node(b.n, {52, 53}).threw);
+    CHECK(!fake::is_live(r));
+    CHECK(fake::registered(again));
+    CHECK(fake::stealable(again));
+    ca_flush_thread();
+    CHECK(fake::w().registry.empty());
+    check_no_misuse();
+    a.dispose();
+    b.dispose();
+    check_clean();
+}
+
+CA_TEST(registered_results_released_by_the_final_callback_leave_the_registry_first) {
+    use_final_callbacks();
+    init();
+    graph g = make_graph(1, save_none);
+    ca_tensor r0 = fake::make(100);
+    managed().behaviour = answer({r0, nullptr}, {1, 0});
+    CHECK(!fake::run_node(g.n, {50, 51}).threw);
+    REQUIRE_EQ(queued_callbacks().size(), size_t{1});
+    CHECK(fake::registered(r0));
+    CHECK(fake::stealable(r0));
+    queued_callbacks()[0]();
+    CHECK(!fake::is_live(r0));
+    CHECK(fake::w().registry.empty());
+    ca_flush_thread();
+    queued_callbacks().clear();
+    check_no_misuse();
+    g.dispose();
+    check_clean();
+}
+
+CA_TEST(results_are_not_registered_without_the_registry_entries) {
+    table().caching_set_cached_tensors_enabled = nullptr;
+    table().caching_add_cached_tensor = nullptr;
+    table().caching_remove_cached_tensor = nullptr;
+    init();
+    CHECK_EQ(fake::w().registry_enable_calls, 0);
+    graph g = make_graph(1, save_none);
+    ca_tensor r0 = fake::make(100);
+    managed().behaviour = answer({r0, nullptr}, {1, 0});
+    CHECK(!fake::run_node(g.n, {50, 51}).threw);
+    CHECK(!fake::registered(r0));
+    CHECK(!fake::stealable(r0));  // the shim's handle counts: AccumulateGrad would copy
+    ca_flush_thread();
+    CHECK(!fake::is_live(r0));
+    check_no_misuse();
+    g.dispose();
+    check_clean();
+}
+
+CA_TEST(results_are_not_registered_when_the_environment_says_0) {
+    setenv("CUSTOMAUTOGRAD_STEAL_GRADIENTS", "0", 1);
+    init();
+    CHECK_EQ(fake::w().registry_enable_calls, 0);
+    CHECK(!fake::w().registry_enabled);
+    graph g = make_graph(1, save_none);
+    ca_tensor r0 = fake::make(100);
+    managed().behaviour = answer({r0, nullptr}, {1, 0});
+    CHECK(!fake::run_node(g.n, {50, 51}).threw);
+    CHECK(!fake::registered(r0));
+    CHECK_EQ(fake::w().registry_adds, int64_t{0});
+    ca_flush_thread();
+    check_no_misuse();
+    g.dispose();
+    check_clean();
+}
+
+CA_TEST(a_result_the_registry_refuses_is_released_as_before) {
+    init();
+    fake::w().registry_enabled = false;  // someone switched it off: add and remove now throw
+    graph g = make_graph(1, save_none);
+    ca_tensor r0 = fake::make(100);
+    managed().behaviour = answer({r0, nullptr}, {1, 0});
+    fake::outcome o = fake::run_node(g.n, {50, 51});
+    CHECK(!o.threw);
+    CHECK(o.values == (std::vector<int>{100, -1}));
+    CHECK(!fake::registered(r0));
+    ca_flush_thread();
+    CHECK(!fake::is_live(r0));
+    CHECK_EQ(fake::w().registry_removes, int64_t{0});
+    check_no_misuse();
+    g.dispose();
+    check_clean();
+}
+
+CA_TEST(a_result_given_for_two_inputs_is_registered_and_released_once) {
+    init();
+    graph g = make_graph(1, save_none);
+    ca_tensor r = fake::make(100);
+    managed().behaviour = answer({r, r}, {1, 0});  // as the trampoline answers one tensor for two inputs
+    fake::outcome o = fake::run_node(g.n, {50, 51});
+    CHECK(!o.threw);
+    CHECK(o.values == (std::vector<int>{100, 100}));
+    CHECK(fake::registered(r));
+    CHECK_EQ(fake::w().registry_adds, int64_t{1});
+    ca_flush_thread();
+    CHECK(!fake::is_live(r));
+    CHECK_EQ(fake::w().registry_removes, int64_t{1});
     check_no_misuse();
     g.dispose();
     check_clean();

@@ -185,6 +185,9 @@ CA_TEST(init_ignores_struct_padding) {
         t->THSTensor_element_size = reference.THSTensor_element_size;
         t->THSTensor_device_type = reference.THSTensor_device_type;
         t->THSTensor_requires_grad = reference.THSTensor_requires_grad;
+        t->caching_set_cached_tensors_enabled = reference.caching_set_cached_tensors_enabled;
+        t->caching_add_cached_tensor = reference.caching_add_cached_tensor;
+        t->caching_remove_cached_tensor = reference.caching_remove_cached_tensor;
     }
     REQUIRE_EQ(ca_init(&a, backward_cb, release_cb), CA_OK);
     // Every field is equal...

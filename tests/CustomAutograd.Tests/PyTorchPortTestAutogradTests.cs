@@ -1103,10 +1103,6 @@ public sealed class PyTorchPortTestAutogradTests
     /// is used as the .grad buffer of one of them (AccumulateGrad steals a gradient nothing else references).
     /// </summary>
     [Test]
-    [Ignore("Library defect: a gradient returned by a Backward is never stolen by AccumulateGrad. The shim keeps the " +
-            "handle it was given (Note [retired gradient handles], node.cpp) until the next apply/ca_apply/ca_flush_thread " +
-            "on the thread, i.e. past the leaf's AccumulateGrad, so new_grad.use_count() exceeds the expected count and " +
-            "libtorch clones it: neither a.grad nor b.grad uses the buffer the backward computed (one extra copy per leaf).")]
     public void TestAutograd_test_no_grad_copy()
     {
         using var scope = NewDisposeScope();

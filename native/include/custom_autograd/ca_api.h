@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature or struct below changes; the managed side refuses a mismatch. */
-#define CA_ABI_VERSION 7
+#define CA_ABI_VERSION 8
 
 typedef enum ca_status {
     CA_OK = 0,
@@ -115,6 +115,13 @@ typedef struct ca_torch_api {
     /* torch::autograd::backward; LibTorchSharp catches libtorch's errors and stores the message (required). */
     void (*THSAutograd_backward)(ca_tensor* tensors, int64_t n_tensors, ca_tensor* grad_tensors, int64_t n_grad_tensors,
                                  bool retain_graph, bool create_graph, ca_tensor* inputs, int64_t n_inputs);
+    /* at::caching::set_cached_tensors_enabled(bool), add_cached_tensor(const at::Tensor&) and
+       remove_cached_tensor(const at::Tensor&), exported by libtorch_cpu (a const at::Tensor& is passed as the
+       handle, per the Itanium C++ ABI). All three or none (then null): with them, AccumulateGrad can take a
+       gradient a Backward returned as a leaf's .grad instead of copying it (Note [stealable gradients]). */
+    void (*caching_set_cached_tensors_enabled)(bool enabled);
+    void (*caching_add_cached_tensor)(ca_tensor tensor);
+    void (*caching_remove_cached_tensor)(ca_tensor tensor);
 } ca_torch_api;
 
 /* ---- Managed callbacks, registered once ---------------------------------------------------- */

@@ -30,4 +30,7 @@ internal struct CaTorchApi
     public IntPtr TensorDeviceType;
     public IntPtr TensorRequiresGrad;
     public IntPtr AutogradBackward;
+    public IntPtr CachingSetCachedTensorsEnabled;
+    public IntPtr CachingAddCachedTensor;
+    public IntPtr CachingRemoveCachedTensor;
 }

@@ -12,7 +12,7 @@ internal static unsafe partial class NativeMethods
     internal const string Library = "CustomAutogradNative";
 
     /// <summary>Must equal CA_ABI_VERSION of the shim that is loaded.</summary>
-    internal const int AbiVersion = 7;
+    internal const int AbiVersion = 8;
 
     internal const int CA_OK = 0;
     internal const int CA_ERR_INVALID_ARGUMENT = 1;

@@ -19,6 +19,9 @@ internal static unsafe class NativeRuntime
     private const string KeepGraphSymbol = "_ZN5torch8autograd33get_current_graph_task_keep_graphEv";
     private const string GetDefaultEngineSymbol = "_ZN5torch8autograd6Engine18get_default_engineEv";
     private const string QueueCallbackSymbol = "_ZN5torch8autograd6Engine14queue_callbackESt8functionIFvvEE";
+    private const string SetCachedTensorsEnabledSymbol = "_ZN2at7caching26set_cached_tensors_enabledEb";
+    private const string AddCachedTensorSymbol = "_ZN2at7caching17add_cached_tensorERKNS_6TensorE";
+    private const string RemoveCachedTensorSymbol = "_ZN2at7caching20remove_cached_tensorERKNS_6TensorE";
 
     private static readonly object Gate = new();
     private static volatile bool s_initialized;
@@ -143,6 +146,16 @@ internal static unsafe class NativeRuntime
             TensorRequiresGrad = Export(torchSharp, "THSTensor_requires_grad"),
             AutogradBackward = Export(torchSharp, "THSAutograd_backward"),
         };
+        // libtorch's cached-tensor registry lets AccumulateGrad take a Backward's gradient for a leaf without a
+        // copy (Note [stealable gradients] in node.cpp); all three or none.
+        IntPtr setCached = ResolveTorch(SetCachedTensorsEnabledSymbol), addCached = ResolveTorch(AddCachedTensorSymbol),
+               removeCached = ResolveTorch(RemoveCachedTensorSymbol);
+        if (setCached != IntPtr.Zero && addCached != IntPtr.Zero && removeCached != IntPtr.Zero)
+        {
+            api.CachingSetCachedTensorsEnabled = setCached;
+            api.CachingAddCachedTensor = addCached;
+            api.CachingRemoveCachedTensor = removeCached;
+        }
         EngineCallbackFound = api.EngineGetDefaultEngine != IntPtr.Zero && api.EngineQueueCallback != IntPtr.Zero;
         DisposeTensorFn = (delegate* unmanaged<IntPtr, void>)api.TensorDispose;
         IsGradEnabledFn = (delegate* unmanaged[SuppressGCTransition]<byte>)Export(torchSharp, "THSAutograd_isGradEnabled");
