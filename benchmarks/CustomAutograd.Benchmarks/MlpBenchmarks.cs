@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 using System;
 using BenchmarkDotNet.Attributes;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace CustomAutograd.Benchmarks;
@@ -96,12 +95,23 @@ public class MlpBenchmarks
         {
             switch (row)
             {
-                case nameof(BuiltIn): mlp.Loss(BuiltInLinear, BuiltInRelu).backward(); break;
-                case nameof(CustomAutograd): mlp.Loss(CustomLinear, CustomRelu).backward(); break;
-                case nameof(TorchSharpFunction): mlp.Loss(TorchSharpLinear, TorchSharpRelu).backward(); break;
-                case nameof(ByHand): mlp.BackwardByHand(reset); break;
-                case nameof(CustomAutogradFast): mlp.Loss(FastLinear, FastRelu).backward(); break;
-                default: throw new ArgumentException(row, nameof(row));
+                case nameof(BuiltIn):
+                    mlp.Loss(BuiltInLinear, BuiltInRelu).backward();
+                    break;
+                case nameof(CustomAutograd):
+                    mlp.Loss(CustomLinear, CustomRelu).backward();
+                    break;
+                case nameof(TorchSharpFunction):
+                    mlp.Loss(TorchSharpLinear, TorchSharpRelu).backward();
+                    break;
+                case nameof(ByHand):
+                    mlp.BackwardByHand(reset);
+                    break;
+                case nameof(CustomAutogradFast):
+                    mlp.Loss(FastLinear, FastRelu).backward();
+                    break;
+                default:
+                    throw new ArgumentException(row, nameof(row));
             }
         }
         Tensor[] parameters = mlp.Parameters;

@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MIT
-using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

@@ -149,7 +149,10 @@ CA_EXPORT int32_t ca_apply(const char* name, intptr_t state, const ca_tensor* in
     return guarded("ca_apply", [&]() -> int32_t {
         if (int32_t status = ready(); status != CA_OK) return status;
         if (node_created == nullptr || (n_outputs > 0 && wrapped == nullptr) ||
-            !counts_ok({{inputs, n_inputs}, {outputs, n_outputs}, {non_diff, n_non_diff}, {dirty, n_dirty},
+            !counts_ok({{inputs, n_inputs},
+                        {outputs, n_outputs},
+                        {non_diff, n_non_diff},
+                        {dirty, n_dirty},
                         {to_save, n_save}})) {
             set_last_error("ca_apply: invalid array or count");
             return CA_ERR_INVALID_ARGUMENT;
@@ -175,8 +178,8 @@ CA_EXPORT int32_t ca_apply(const char* name, intptr_t state, const ca_tensor* in
                 set_last_error("ca_apply: dirty entry " + std::to_string(i) + " is null");
                 return CA_ERR_INVALID_ARGUMENT;
             }
-        return apply(name, state, inputs, n_inputs, is_executable != 0, outputs, n_outputs, non_diff, n_non_diff,
-                     dirty, n_dirty, to_save, n_save, wrapped, node_created);
+        return apply(name, state, inputs, n_inputs, is_executable != 0, outputs, n_outputs, non_diff, n_non_diff, dirty,
+                     n_dirty, to_save, n_save, wrapped, node_created);
     });
 }
 

@@ -69,7 +69,8 @@ ca_tensor* result_buffer() { return t_result_buffer.data(); }
 }  // namespace custom_autograd
 
 extern "C" CA_EXPORT const char* ca_last_error(void) {
-    return custom_autograd::t_use_static_error ? custom_autograd::t_static_error : custom_autograd::t_last_error.c_str();
+    return custom_autograd::t_use_static_error ? custom_autograd::t_static_error
+                                               : custom_autograd::t_last_error.c_str();
 }
 
 extern "C" CA_EXPORT void ca_set_callback_error(const char* message) {

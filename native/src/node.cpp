@@ -242,14 +242,14 @@ std::shared_ptr<handle_batch> queue_release(ca_tensor*, uint8_t*, size_t) noexce
 // A zero-initialised array that lives on the stack for the usual small counts (no allocation per backward).
 template <typename T, size_t N>
 class small_array {
-public:
+  public:
     explicit small_array(size_t n) : data_(n <= N ? inline_ : (heap_ = std::make_unique<T[]>(n)).get()) {
         std::fill(data_, data_ + n, T{});
     }
     T* data() { return data_; }
     T& operator[](size_t i) { return data_[i]; }
 
-private:
+  private:
     T inline_[N];
     std::unique_ptr<T[]> heap_;
     T* data_;
@@ -315,10 +315,13 @@ node_record* new_record() {
     rec->release_closure = allocate_closure(&rec->release_code);
     if (rec->release_closure != nullptr) g().live_closures.fetch_add(1, std::memory_order_relaxed);
     if (rec->apply_closure == nullptr || rec->release_closure == nullptr ||
-        ffi_prep_closure_loc(static_cast<ffi_closure*>(rec->apply_closure), &sig.apply_cif, apply_handler, rec, rec->apply_code) != FFI_OK ||
-        ffi_prep_closure_loc(static_cast<ffi_closure*>(rec->release_closure), &sig.release_cif, release_handler, rec, rec->release_code) != FFI_OK) {
+        ffi_prep_closure_loc(static_cast<ffi_closure*>(rec->apply_closure), &sig.apply_cif, apply_handler, rec,
+                             rec->apply_code) != FFI_OK ||
+        ffi_prep_closure_loc(static_cast<ffi_closure*>(rec->release_closure), &sig.release_cif, release_handler, rec,
+                             rec->release_code) != FFI_OK) {
         free_record(rec);  // never given to libtorch: no call through its closures can be in progress
-        throw internal_error("libffi could not allocate a closure for a graph node (ffi_closure_alloc or ffi_prep_closure_loc failed)");
+        throw internal_error(
+            "libffi could not allocate a closure for a graph node (ffi_closure_alloc or ffi_prep_closure_loc failed)");
     }
     return rec;
 }
@@ -422,7 +425,8 @@ void apply_impl(void* ret, void** args, void* user) {
         // it); there is no Backward to run.
         dispose_all(grads, static_cast<size_t>(n_grads));
         G.backward_failures.fetch_add(1, std::memory_order_relaxed);
-        throw std::runtime_error(with_name(rec, "its application failed after the graph node was connected, so it cannot run backward"));
+        throw std::runtime_error(
+            with_name(rec, "its application failed after the graph node was connected, so it cannot run backward"));
     }
     G.backward_calls.fetch_add(1, std::memory_order_relaxed);
 
@@ -595,8 +599,9 @@ int32_t check_tensor_layout(ca_tensor a, ca_tensor same_as_a, ca_tensor other) {
         return CA_ERR_INVALID_ARGUMENT;
     }
     if (a == same_as_a || a == other || same_as_a == other) {
-        set_last_error("ca_check_tensor_layout: the three handles must be distinct (two handles to one tensor, and a "
-                       "handle to another tensor)");
+        set_last_error(
+            "ca_check_tensor_layout: the three handles must be distinct (two handles to one tensor, and a "
+            "handle to another tensor)");
         return CA_ERR_INVALID_ARGUMENT;
     }
     const char* expected =
@@ -647,8 +652,8 @@ int32_t apply(const char* name, intptr_t state, const ca_tensor* inputs, int32_t
     rec->n_edges = static_cast<size_t>(n_inputs);
     rec->saved.clear();
 
-    ca_ts_node_ptr node = G.torch.THSAutograd_CSharpNode_ctor(
-        reinterpret_cast<ca_ts_apply_fn>(rec->apply_code), reinterpret_cast<ca_ts_delete_fn>(rec->release_code));
+    ca_ts_node_ptr node = G.torch.THSAutograd_CSharpNode_ctor(reinterpret_cast<ca_ts_apply_fn>(rec->apply_code),
+                                                              reinterpret_cast<ca_ts_delete_fn>(rec->release_code));
     try {
         check_torch(context);
     } catch (...) {

@@ -12,12 +12,12 @@ namespace custom_autograd {
 // Everything the shim keeps for one graph node. Records are pooled (Note [node record pool]).
 struct node_record {
     void* apply_closure = nullptr;    // ffi_closure*, kept opaque here
-    void* apply_code = nullptr;  // the function pointer LibTorchSharp calls as the node's apply
+    void* apply_code = nullptr;       // the function pointer LibTorchSharp calls as the node's apply
     void* release_closure = nullptr;  // ffi_closure*
-    void* release_code = nullptr;  // ... and as its on-delete
+    void* release_code = nullptr;     // ... and as its on-delete
 
-    const char* name = nullptr;  // interned (ca_intern), for error messages
-    intptr_t managed = 0;        // the managed state handle; 0 until the application succeeded
+    const char* name = nullptr;             // interned (ca_intern), for error messages
+    intptr_t managed = 0;                   // the managed state handle; 0 until the application succeeded
     ca_ts_node_ptr node{nullptr, nullptr};  // only weak_ptr is kept once ca_apply returns
     size_t n_edges = 0;                     // gradients backward must return
     std::vector<ca_ts_saved_variable> saved;

@@ -280,8 +280,9 @@ void f_wrap_outputs(ca_ts_tensor_array vars, ca_ts_tensor_array non_diff, ca_ts_
             handle* h = live_handle(dirty.array[i], "wrapOutputs dirty");
             if (h == nullptr) continue;
             if (out.count(h->t) == 0) {
-                set_error("Some elements marked as dirty during the forward method were not returned as output. "
-                          "The inputs that are modified inplace must all be outputs of the Function.");
+                set_error(
+                    "Some elements marked as dirty during the forward method were not returned as output. "
+                    "The inputs that are modified inplace must all be outputs of the Function.");
                 return;
             }
             dirt.insert(h->t);
@@ -385,10 +386,11 @@ ca_tensor f_saved_unpack(ca_ts_saved_variable v, ca_ts_node_ptr saved_for) {
         return nullptr;
     }
     if (sv->reset) {
-        set_error("Trying to backward through the graph a second time (or directly access saved tensors after "
-                  "they have already been freed). Saved intermediate values of the graph are freed when you call "
-                  ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
-                  "graph a second time or if you need to access saved tensors after calling backward.");
+        set_error(
+            "Trying to backward through the graph a second time (or directly access saved tensors after "
+            "they have already been freed). Saved intermediate values of the graph are freed when you call "
+            ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
+            "graph a second time or if you need to access saved tensors after calling backward.");
         return nullptr;
     }
     if (sv->is_output) {

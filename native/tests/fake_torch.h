@@ -75,9 +75,9 @@ using grad_fn_t = std::function<void(ca_tensor* outputs, int64_t n_outputs, ca_t
                                      ca_tensor* grad_outputs, int64_t n_grad_outputs, bool retain_graph,
                                      bool create_graph, bool allow_unused, ca_ts_allocator_fn allocator)>;
 
-using backward_fn_t = std::function<void(ca_tensor* tensors, int64_t n_tensors, ca_tensor* grad_tensors,
-                                         int64_t n_grad_tensors, bool retain_graph, bool create_graph,
-                                         ca_tensor* inputs, int64_t n_inputs)>;
+using backward_fn_t =
+    std::function<void(ca_tensor* tensors, int64_t n_tensors, ca_tensor* grad_tensors, int64_t n_grad_tensors,
+                       bool retain_graph, bool create_graph, ca_tensor* inputs, int64_t n_inputs)>;
 
 struct world {
     std::recursive_mutex mu;
@@ -149,21 +149,21 @@ void set_error(const char* message);
 bool error_pending();
 
 // Tensors.
-ca_tensor make(int value);                 // a fresh handle to a new tensor
-ca_tensor share(ca_tensor h);              // a fresh handle to the same tensor
-int value_of(ca_tensor h);                 // -1 for null, -2 for a dead handle
+ca_tensor make(int value);     // a fresh handle to a new tensor
+ca_tensor share(ca_tensor h);  // a fresh handle to the same tensor
+int value_of(ca_tensor h);     // -1 for null, -2 for a dead handle
 bool is_live(ca_tensor h);
-node* grad_fn_of(ca_tensor h);             // null if none or dead
+node* grad_fn_of(ca_tensor h);  // null if none or dead
 int64_t live_handles();
-bool registered(ca_tensor h);              // whether the tensor is in the cached-tensor registry
+bool registered(ca_tensor h);  // whether the tensor is in the cached-tensor registry
 // What libtorch's AccumulateGrad decides for a gradient the engine now holds once (plus the handles still alive):
 // it takes the tensor as the leaf's .grad when its reference count, less one if registered, is at most 1.
 bool stealable(ca_tensor h);
-void dispose(ca_tensor h);                 // THSTensor_dispose
+void dispose(ca_tensor h);                     // THSTensor_dispose
 void dispose_all(std::vector<ca_tensor>& hs);  // and nulls them
 
 // Nodes.
-node* node_of(ca_ts_node_ptr p);           // through the weak handle
+node* node_of(ca_ts_node_ptr p);  // through the weak handle
 node* last_node();
 int node_count();
 
@@ -172,7 +172,7 @@ struct outcome {
     bool threw = false;
     bool runtime_error = false;  // the exception was a std::runtime_error
     std::string what;
-    std::vector<int> values;     // value of each returned handle at copy time; -1 null, -2 already disposed
+    std::vector<int> values;  // value of each returned handle at copy time; -1 null, -2 already disposed
     int64_t size = -1;
 };
 // Runs the node's apply with one fresh gradient per entry (a negative value = undefined gradient).

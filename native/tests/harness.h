@@ -50,36 +50,38 @@ std::string show(const T& value) {
     return out.str();
 }
 
-inline std::string show_str(const char* s) { return s == nullptr ? std::string("(null)") : "\"" + std::string(s) + "\""; }
+inline std::string show_str(const char* s) {
+    return s == nullptr ? std::string("(null)") : "\"" + std::string(s) + "\"";
+}
 
 inline std::string text_of(const char* s) { return s == nullptr ? std::string() : std::string(s); }
 inline std::string text_of(const std::string& s) { return s; }
 
 }  // namespace ca_test
 
-#define CA_TEST(name)                                                         \
-    static void name();                                                       \
-    static const ::ca_test::registrar name##_registrar(#name, &name);         \
+#define CA_TEST(name)                                                 \
+    static void name();                                               \
+    static const ::ca_test::registrar name##_registrar(#name, &name); \
     static void name()
 
-#define CA_FAIL_(fatal, msg)                                                  \
-    do {                                                                      \
-        ::ca_test::report_failure(__FILE__, __LINE__, (msg));                 \
-        if (fatal) throw ::ca_test::fatal_failure{};                          \
+#define CA_FAIL_(fatal, msg)                                  \
+    do {                                                      \
+        ::ca_test::report_failure(__FILE__, __LINE__, (msg)); \
+        if (fatal) throw ::ca_test::fatal_failure{};          \
     } while (0)
 
-#define CA_CHECK_(fatal, cond)                                                \
-    do {                                                                      \
-        if (!(cond)) CA_FAIL_(fatal, std::string("expected: ") + #cond);     \
+#define CA_CHECK_(fatal, cond)                                           \
+    do {                                                                 \
+        if (!(cond)) CA_FAIL_(fatal, std::string("expected: ") + #cond); \
     } while (0)
 
-#define CA_CHECK_OP_(fatal, a, op, b)                                                               \
-    do {                                                                                            \
-        const auto ca_a_ = (a);                                                                     \
-        const auto ca_b_ = (b);                                                                     \
-        if (!(ca_a_ op ca_b_))                                                                      \
-            CA_FAIL_(fatal, std::string("expected: ") + #a " " #op " " #b "\n      actual: " +      \
-                                ::ca_test::show(ca_a_) + " vs " + ::ca_test::show(ca_b_));          \
+#define CA_CHECK_OP_(fatal, a, op, b)                                                          \
+    do {                                                                                       \
+        const auto ca_a_ = (a);                                                                \
+        const auto ca_b_ = (b);                                                                \
+        if (!(ca_a_ op ca_b_))                                                                 \
+            CA_FAIL_(fatal, std::string("expected: ") + #a " " #op " " #b "\n      actual: " + \
+                                ::ca_test::show(ca_a_) + " vs " + ::ca_test::show(ca_b_));     \
     } while (0)
 
 #define CHECK(cond) CA_CHECK_(false, cond)
@@ -88,20 +90,20 @@ inline std::string text_of(const std::string& s) { return s; }
 #define CHECK_NE(a, b) CA_CHECK_OP_(false, a, !=, b)
 #define REQUIRE_EQ(a, b) CA_CHECK_OP_(true, a, ==, b)
 
-#define CHECK_STREQ(a, b)                                                                             \
-    do {                                                                                              \
-        const char* ca_a_ = (a);                                                                      \
-        const char* ca_b_ = (b);                                                                      \
-        if (ca_a_ == nullptr || ca_b_ == nullptr || std::strcmp(ca_a_, ca_b_) != 0)                   \
-            CA_FAIL_(false, std::string("expected: ") + #a " == " #b "\n      actual: " +            \
-                                ::ca_test::show_str(ca_a_) + " vs " + ::ca_test::show_str(ca_b_));    \
+#define CHECK_STREQ(a, b)                                                                                              \
+    do {                                                                                                               \
+        const char* ca_a_ = (a);                                                                                       \
+        const char* ca_b_ = (b);                                                                                       \
+        if (ca_a_ == nullptr || ca_b_ == nullptr || std::strcmp(ca_a_, ca_b_) != 0)                                    \
+            CA_FAIL_(false, std::string("expected: ") + #a " == " #b "\n      actual: " + ::ca_test::show_str(ca_a_) + \
+                                " vs " + ::ca_test::show_str(ca_b_));                                                  \
     } while (0)
 
-#define CHECK_CONTAINS(haystack, needle)                                                              \
-    do {                                                                                              \
-        const std::string ca_h_ = ::ca_test::text_of(haystack);                                       \
-        const std::string ca_n_ = (needle);                                                           \
-        if (ca_h_.find(ca_n_) == std::string::npos)                                                   \
-            CA_FAIL_(false, std::string("expected ") + #haystack " to contain \"" + ca_n_ +          \
-                                "\"\n      actual: \"" + ca_h_ + "\"");                               \
+#define CHECK_CONTAINS(haystack, needle)                                                                             \
+    do {                                                                                                             \
+        const std::string ca_h_ = ::ca_test::text_of(haystack);                                                      \
+        const std::string ca_n_ = (needle);                                                                          \
+        if (ca_h_.find(ca_n_) == std::string::npos)                                                                  \
+            CA_FAIL_(false, std::string("expected ") + #haystack " to contain \"" + ca_n_ + "\"\n      actual: \"" + \
+                                ca_h_ + "\"");                                                                       \
     } while (0)

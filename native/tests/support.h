@@ -16,8 +16,8 @@ namespace support {
 
 struct backward_call {
     intptr_t state = 0;
-    std::vector<int> grads;    // values (-1 = null)
-    std::vector<int> saved;    // values (-1 = null)
+    std::vector<int> grads;  // values (-1 = null)
+    std::vector<int> saved;  // values (-1 = null)
     std::vector<fake::node*> saved_grad_fn;
     int32_t n_results = 0;
     std::thread::id thread;

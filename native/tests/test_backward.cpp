@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <functional>
 #include <stdexcept>
-#include <vector>
 #include <thread>
+#include <vector>
 
 using namespace support;
 
@@ -79,7 +79,7 @@ CA_TEST(backward_receives_state_grads_and_saved) {
     CHECK_EQ(c.state, intptr_t{1234});
     CHECK(c.grads == (std::vector<int>{50, -1}));
     CHECK(c.saved == (std::vector<int>{1, -1, 10}));  // in save order; a saved null stays null
-    CHECK(c.saved_grad_fn[2] == g.n);                // the output was unpacked for this node
+    CHECK(c.saved_grad_fn[2] == g.n);                 // the output was unpacked for this node
     CHECK_EQ(c.n_results, 2);                         // one per edge (input)
     CHECK_EQ(fake::w().saved[0]->unpack_calls, 1);
     CHECK_EQ(fake::w().saved[1]->unpack_calls, 1);
@@ -223,8 +223,8 @@ CA_TEST(mixed_owned_borrowed_and_passed_through_results) {
     ca_tensor lent = fake::make(100);
     ca_tensor* passed = new ca_tensor(nullptr);
     // Result 0: the incoming gradient itself, handed back with ownership; result 1: lent.
-    managed().behaviour = [&](intptr_t, ca_tensor* grads, int32_t, ca_tensor* saved, int32_t n_saved,
-                              ca_tensor* res, uint8_t* own, int32_t) -> int32_t {
+    managed().behaviour = [&](intptr_t, ca_tensor* grads, int32_t, ca_tensor* saved, int32_t n_saved, ca_tensor* res,
+                              uint8_t* own, int32_t) -> int32_t {
         dispose_inputs(grads + 1, 1, saved, n_saved);
         *passed = grads[0];
         res[0] = grads[0];

@@ -81,7 +81,8 @@ CA_TEST(layout_check_trips_when_one_tensor_starts_with_different_words) {
     int id1 = 0, id2 = 0, id3 = 0;
     per_handle_word_first a{&id1, &tensor}, same{&id2, &tensor}, other{&id3, &another};
     CHECK_EQ(ca_check_tensor_layout(&a, &same, &other), CA_ERR_ABI);
-    CHECK_CONTAINS(ca_last_error(), "at::Tensor layout check failed: two handles to one tensor start with different words");
+    CHECK_CONTAINS(ca_last_error(),
+                   "at::Tensor layout check failed: two handles to one tensor start with different words");
     CHECK_CONTAINS(ca_last_error(), "one pointer to its TensorImpl");
     check_outputs_come_back_as_fresh_handles();
 }

@@ -206,8 +206,8 @@ CA_TEST(grad_reports_a_failing_backward) {
     applied a = apply(ca_intern("Boom"), 4, {x}, true, {out}, {}, {}, {x});
     REQUIRE_EQ(a.status, CA_OK);
     fake::node* n = fake::last_node();
-    managed().behaviour = [](intptr_t, ca_tensor* grads, int32_t n_grads, ca_tensor* saved, int32_t n_saved,
-                             ca_tensor*, uint8_t*, int32_t) -> int32_t {
+    managed().behaviour = [](intptr_t, ca_tensor* grads, int32_t n_grads, ca_tensor* saved, int32_t n_saved, ca_tensor*,
+                             uint8_t*, int32_t) -> int32_t {
         dispose_inputs(grads, n_grads, saved, n_saved);
         ca_set_callback_error("Boom: the Backward failed: ArgumentException: bad shape");
         return CA_ERR_CALLBACK;

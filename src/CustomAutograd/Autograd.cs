@@ -4,7 +4,6 @@ using System.Collections.Generic;
 using System.Runtime.CompilerServices;
 using CustomAutograd.Graph;
 using CustomAutograd.Native;
-using CustomAutograd.TorchSharpInternals;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -154,7 +153,7 @@ public static class Autograd
         Backward(new[] { tensor }, gradTensor is null ? null : new[] { gradTensor }, retainGraph, createGraph, inputs);
     }
 
-    /// <summary>The exception for a failed native call: the original exception of a failing Backward as the inner one.</summary>
+    // The exception for a failed native call: the original exception of a failing Backward as the inner one.
     private static CustomAutogradException Failure()
     {
         string message = NativeMethods.LastError();
@@ -163,10 +162,8 @@ public static class Autograd
             : new CustomAutogradException(message);
     }
 
-    /// <summary>
-    /// The handles of the gradients for <paramref name="outputs"/>: none when <paramref name="grads"/> is null
-    /// (libtorch implies ones for scalars), otherwise one per output, with explicit ones for null entries.
-    /// </summary>
+    // The handles of the gradients for outputs: none when grads is null
+    // (libtorch implies ones for scalars), otherwise one per output, with explicit ones for null entries.
     private static unsafe PinnedHandles GradientHandles(IReadOnlyList<Tensor> outputs, IReadOnlyList<Tensor?>? grads, string parameter,
                                                  List<Tensor> temporaries)
     {
@@ -212,7 +209,7 @@ public static class Autograd
         }
     }
 
-    /// <summary>A pinned array of tensor handles for the C ABI (never on the stack: lists can be long).</summary>
+    // A pinned array of tensor handles for the C ABI (never on the stack: lists can be long).
     private readonly unsafe struct PinnedHandles
     {
         private readonly IntPtr[] _array;

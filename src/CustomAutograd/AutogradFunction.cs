@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 using System;
-using CustomAutograd.Graph;
 using CustomAutograd.Native;
 using static TorchSharp.torch;
 
@@ -145,15 +144,15 @@ public abstract class AutogradFunction
                                                                   AutogradFunctionOptions? options = null)
         => new(name, forward, backward, options);
 
-    /// <summary>The function's name, interned in the native shim for its error messages.</summary>
+    // The function's name, interned in the native shim for its error messages.
     internal IntPtr NativeName { get; }
 
-    /// <summary>The guard node of <see cref="AutogradFunctionOptions.OnceDifferentiable"/>, made on first use.</summary>
+    // The guard node of AutogradFunctionOptions.OnceDifferentiable, made on first use.
     internal MultiFunction? DelayedError { get; set; }
 
-    /// <summary>Whether Apply accepts null at input <paramref name="index"/> (an optional input).</summary>
+    // Whether Apply accepts null at input index (an optional input).
     internal virtual bool AllowsNullInput(int index) => false;
 
-    /// <summary>Runs the user's Backward: one gradient per output in, one per Apply argument out.</summary>
+    // Runs the user's Backward: one gradient per output in, one per Apply argument out.
     internal abstract Tensor?[] InvokeBackward(BackwardContext ctx, Tensor?[] grads);
 }

@@ -2,8 +2,6 @@
 using System;
 using System.Collections.Generic;
 using CustomAutograd.Graph;
-using CustomAutograd.Native;
-using CustomAutograd.TorchSharpInternals;
 using static TorchSharp.torch;
 
 namespace CustomAutograd;
@@ -84,7 +82,7 @@ public sealed class BackwardContext
 
     internal NodeState Node => _state;
 
-    /// <summary>Whether InvokeBackward may overwrite the incoming gradient array with its results.</summary>
+    // Whether InvokeBackward may overwrite the incoming gradient array with its results.
     internal bool MayReuseGradients { get; init; }
 
     internal void Invalidate() => _valid = false;

@@ -2,9 +2,6 @@
 using System;
 using System.Collections.Generic;
 using CustomAutograd.Graph;
-using CustomAutograd.Native;
-using CustomAutograd.TorchSharpInternals;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace CustomAutograd;

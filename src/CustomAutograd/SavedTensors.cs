@@ -2,8 +2,6 @@
 using System;
 using System.Collections.Generic;
 using CustomAutograd.Graph;
-using CustomAutograd.Native;
-using CustomAutograd.TorchSharpInternals;
 using static TorchSharp.torch;
 
 namespace CustomAutograd;

@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MIT
-using System;
 using System.Collections.Generic;
 using System.Linq;
 using NUnit.Framework;

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 using NUnit.Framework;
-using TorchSharp;
 using static CustomAutograd.Tests.GradCheckTestFunctions;
 using static TorchSharp.torch;
 

@@ -9,12 +9,12 @@ namespace CustomAutograd.Tests;
 /// <summary>Custom functions for the gradient-checking tests: correct ones, and ones with planted bugs.</summary>
 internal static class GradCheckTestFunctions
 {
-        internal static readonly UnaryFunction Tanh = TestFunctions.SavingOutput(
-        "GcTanh", x => x.tanh(), (g, y) => g * (1 - y * y));
+    internal static readonly UnaryFunction Tanh = TestFunctions.SavingOutput(
+    "GcTanh", x => x.tanh(), (g, y) => g * (1 - y * y));
 
     /// <summary>Softmax over the last dimension; Backward: y * (g - sum(g * y)).</summary>
-        internal static readonly UnaryFunction Softmax = TestFunctions.SavingOutput(
-        "GcSoftmax", x => x.softmax(-1), (g, y) => y * (g - (g * y).sum(-1, keepdim: true)));
+    internal static readonly UnaryFunction Softmax = TestFunctions.SavingOutput(
+    "GcSoftmax", x => x.softmax(-1), (g, y) => y * (g - (g * y).sum(-1, keepdim: true)));
 
     /// <summary>Returns a view of its input (the transpose).</summary>
     internal static readonly UnaryFunction TransposeView = AutogradFunction.Create(
@@ -23,26 +23,26 @@ internal static class GradCheckTestFunctions
         (ctx, g) => g.t());
 
     /// <summary>x^3, Backward 3 x^2 g written with differentiable operations (so it is twice differentiable).</summary>
-        internal static readonly UnaryFunction Cube = TestFunctions.SavingInput(
-        "GcCube", x => x.pow(3), (g, x) => 3 * x * x * g);
+    internal static readonly UnaryFunction Cube = TestFunctions.SavingInput(
+    "GcCube", x => x.pow(3), (g, x) => 3 * x * x * g);
 
     // ---------------------------------------------------------------- planted bugs
 
     /// <summary>Sigmoid whose Backward has a sign error.</summary>
-        internal static readonly UnaryFunction SigmoidSignError = TestFunctions.SavingOutput(
-        "GcSigmoidSignError", x => x.sigmoid(), (g, y) => -(g * y * (1 - y)));
+    internal static readonly UnaryFunction SigmoidSignError = TestFunctions.SavingOutput(
+    "GcSigmoidSignError", x => x.sigmoid(), (g, y) => -(g * y * (1 - y)));
 
     /// <summary>Tanh whose Backward is twice too large.</summary>
-        internal static readonly UnaryFunction TanhWrongScale = TestFunctions.SavingOutput(
-        "GcTanhWrongScale", x => x.tanh(), (g, y) => 2 * g * (1 - y * y));
+    internal static readonly UnaryFunction TanhWrongScale = TestFunctions.SavingOutput(
+    "GcTanhWrongScale", x => x.tanh(), (g, y) => 2 * g * (1 - y * y));
 
     /// <summary>Matrix product whose gradient for a uses b instead of b^T (right shape for square b).</summary>
-        internal static readonly BinaryFunction MatMulTransposedGrad = TestFunctions.SavingInputs(
-        "GcMatMulTransposedGrad", (a, b) => a.mm(b), (g, a, b) => (g.mm(b), a.t().mm(g)));
+    internal static readonly BinaryFunction MatMulTransposedGrad = TestFunctions.SavingInputs(
+    "GcMatMulTransposedGrad", (a, b) => a.mm(b), (g, a, b) => (g.mm(b), a.t().mm(g)));
 
     /// <summary>Element-wise a * b whose Backward gives each input the other's gradient.</summary>
-        internal static readonly BinaryFunction MulSwappedGrads = TestFunctions.SavingInputs(
-        "GcMulSwappedGrads", (a, b) => a * b, (g, a, b) => (g * a, g * b));
+    internal static readonly BinaryFunction MulSwappedGrads = TestFunctions.SavingInputs(
+    "GcMulSwappedGrads", (a, b) => a * b, (g, a, b) => (g * a, g * b));
 
     /// <summary>Element-wise a * b whose Backward returns null (no gradient) for b.</summary>
     internal static readonly BinaryFunction MulNullGradForB = AutogradFunction.Create(
@@ -55,20 +55,20 @@ internal static class GradCheckTestFunctions
         (ctx, g) => (g * ctx.SavedTensors[0]!, null));
 
     /// <summary>(a, b) -> (a + b, a * b) whose Backward forgets the second output's contribution to a.</summary>
-        internal static readonly MultiFunction SumAndProductMissingContribution = TestFunctions.SumAndProduct(
-        "GcSumAndProductMissing", (gs, a, b) => new[] { gs[0]!, gs[0]! + gs[1]! * a });
+    internal static readonly MultiFunction SumAndProductMissingContribution = TestFunctions.SumAndProduct(
+    "GcSumAndProductMissing", (gs, a, b) => new[] { gs[0]!, gs[0]! + gs[1]! * a });
 
     /// <summary>x^3 whose Backward detaches x: the gradient is right, its derivative with respect to x is zero.</summary>
-        internal static readonly UnaryFunction CubeDetachedBackward = TestFunctions.SavingInput(
-        "GcCubeDetached", x => x.pow(3), (g, x) => 3 * x.detach() * x.detach() * g);
+    internal static readonly UnaryFunction CubeDetachedBackward = TestFunctions.SavingInput(
+    "GcCubeDetached", x => x.pow(3), (g, x) => 3 * x.detach() * x.detach() * g);
 
     /// <summary>(x, g) -> 3 x^2 g with a wrong derivative for x (3 x g gg instead of 6 x g gg).</summary>
-        internal static readonly BinaryFunction CubeGradWrongX = TestFunctions.SavingInputs(
-        "GcCubeGradWrongX", (x, g) => 3 * x * x * g, (gg, x, g) => (3 * x * g * gg, 3 * x * x * gg));
+    internal static readonly BinaryFunction CubeGradWrongX = TestFunctions.SavingInputs(
+    "GcCubeGradWrongX", (x, g) => 3 * x * x * g, (gg, x, g) => (3 * x * g * gg, 3 * x * x * gg));
 
     /// <summary>(x, g) -> 3 x^2 g with a wrong derivative for g (2 x^2 gg instead of 3 x^2 gg).</summary>
-        internal static readonly BinaryFunction CubeGradWrongG = TestFunctions.SavingInputs(
-        "GcCubeGradWrongG", (x, g) => 3 * x * x * g, (gg, x, g) => (6 * x * g * gg, 2 * x * x * gg));
+    internal static readonly BinaryFunction CubeGradWrongG = TestFunctions.SavingInputs(
+    "GcCubeGradWrongG", (x, g) => 3 * x * x * g, (gg, x, g) => (6 * x * g * gg, 2 * x * x * gg));
 
     /// <summary>x^3 whose Backward is the custom function <see cref="CubeGradWrongX"/> (wrong double backward for x).</summary>
     internal static readonly UnaryFunction CubeWrongDoubleBackwardX = CubeWithBackward("GcCubeWrongDoubleX", CubeGradWrongX);
@@ -107,10 +107,10 @@ internal static class GradCheckTestFunctions
         new AutogradFunctionOptions { MaterializeGrads = false });
 
     /// <summary>(a, b) -> (a + b, a * b), materialisation off: copes with all gradients missing, crashes when only one is.</summary>
-        internal static readonly MultiFunction SumAndProductHalfNullSafe = TestFunctions.SumAndProduct(
-        "GcSumAndProductHalfNullSafe",
-        (gs, a, b) => gs[0] is null && gs[1] is null ? new Tensor?[] { null, null } : new[] { gs[0]! + gs[1]! * b, gs[0]! + gs[1]! * a },
-        new AutogradFunctionOptions { MaterializeGrads = false });
+    internal static readonly MultiFunction SumAndProductHalfNullSafe = TestFunctions.SumAndProduct(
+    "GcSumAndProductHalfNullSafe",
+    (gs, a, b) => gs[0] is null && gs[1] is null ? new Tensor?[] { null, null } : new[] { gs[0]! + gs[1]! * b, gs[0]! + gs[1]! * a },
+    new AutogradFunctionOptions { MaterializeGrads = false });
 
     /// <summary>Element-wise 2x, materialisation off: a missing gradient gives ones instead of none.</summary>
     internal static readonly UnaryFunction DoubleOnesWhenMissing = AutogradFunction.Create(
@@ -142,8 +142,8 @@ internal static class GradCheckTestFunctions
         (ctx, g) => throw new System.InvalidOperationException("planted failure"));
 
     /// <summary>x^3, once differentiable: differentiating its Backward raises an error.</summary>
-        internal static readonly UnaryFunction CubeOnceDifferentiable = TestFunctions.SavingInput(
-        "GcCubeOnce", x => x.pow(3), (g, x) => 3 * x * x * g, new AutogradFunctionOptions { OnceDifferentiable = true });
+    internal static readonly UnaryFunction CubeOnceDifferentiable = TestFunctions.SavingInput(
+    "GcCubeOnce", x => x.pow(3), (g, x) => 3 * x * x * g, new AutogradFunctionOptions { OnceDifferentiable = true });
 
     // ---------------------------------------------------------------- every function form
 

@@ -3,7 +3,6 @@ using System;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading;
-using System.Threading.Tasks;
 using NUnit.Framework;
 using TorchSharp;
 using static TorchSharp.torch;

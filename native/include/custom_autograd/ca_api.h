@@ -86,15 +86,16 @@ typedef struct ca_torch_api {
     void (*THSAutograd_CSharpNode_setNextEdges)(ca_ts_node_ptr node, ca_ts_tensor_array vars, bool is_executable);
     void (*THSAutograd_CSharpNode_clearInputMetadata)(ca_ts_node_ptr node);
     void (*THSAutograd_Function_wrapOutputs)(ca_ts_tensor_array vars, ca_ts_tensor_array non_diff,
-                                             ca_ts_tensor_array dirty, ca_ts_tensor_array outputs,
-                                             ca_ts_node_ptr node, ca_ts_allocator_fn allocator);
-    ca_ts_saved_variable (*THSAutograd_SavedVariable_ctor)(ca_tensor variable, ca_ts_node_ptr node, bool is_inplace_on_view);
+                                             ca_ts_tensor_array dirty, ca_ts_tensor_array outputs, ca_ts_node_ptr node,
+                                             ca_ts_allocator_fn allocator);
+    ca_ts_saved_variable (*THSAutograd_SavedVariable_ctor)(ca_tensor variable, ca_ts_node_ptr node,
+                                                           bool is_inplace_on_view);
     void (*THSAutograd_SavedVariable_dispose)(ca_ts_saved_variable var);
     ca_tensor (*THSAutograd_SavedVariable_unpack)(ca_ts_saved_variable var, ca_ts_node_ptr saved_for);
     void (*THSAutograd_SavedVariable_reset_data)(ca_ts_saved_variable var);
     void (*THSAutograd_grad)(ca_tensor* outputs, int64_t n_outputs, ca_tensor* inputs, int64_t n_inputs,
-                             ca_tensor* grad_outputs, int64_t n_grad_outputs, bool retain_graph,
-                             bool create_graph, bool allow_unused, ca_ts_allocator_fn allocator);
+                             ca_tensor* grad_outputs, int64_t n_grad_outputs, bool retain_graph, bool create_graph,
+                             bool allow_unused, ca_ts_allocator_fn allocator);
     /* torch::autograd::get_current_graph_task_keep_graph(); may be null (then saved tensors are
        kept until the node dies, which is always safe). */
     bool (*get_current_graph_task_keep_graph)(void);

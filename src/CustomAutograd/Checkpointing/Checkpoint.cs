@@ -194,7 +194,7 @@ public static class Checkpoint
         return output;
     }
 
-    /// <summary>Runs modules[start..start+count) on <paramref name="x"/>, disposing the intermediate results as it goes.</summary>
+    // Runs modules[start..start+count) on x, disposing the intermediate results as it goes.
     private static Tensor RunChunk(IReadOnlyList<nn.IModule<Tensor, Tensor>> modules, int start, int count, Tensor x)
     {
         Tensor chunkInput = x;
@@ -207,11 +207,9 @@ public static class Checkpoint
         return x;
     }
 
-    /// <summary>
-    /// Disposes an intermediate result once the next module has used it, as TorchSharp's <c>Sequential</c> does: the
-    /// autograd graph holds what the backward needs, so the caller's dispose scope does not keep every activation
-    /// (or chunk output) alive until it ends. The caller's input and a result passed on unchanged are kept.
-    /// </summary>
+    // Disposes an intermediate result once the next module has used it, as TorchSharp's Sequential does: the
+    // autograd graph holds what the backward needs, so the caller's dispose scope does not keep every activation
+    // (or chunk output) alive until it ends. The caller's input and a result passed on unchanged are kept.
     private static void DisposeIntermediate(Tensor used, Tensor next, Tensor input)
     {
         if (!ReferenceEquals(used, input) && !ReferenceEquals(used, next))

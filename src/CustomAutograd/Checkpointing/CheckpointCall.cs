@@ -4,11 +4,9 @@ using static TorchSharp.torch;
 
 namespace CustomAutograd;
 
-/// <summary>
-/// One application of a checkpoint: what the node's Forward and Backward both need (the custom function's
-/// typed arguments, so it lives as long as the graph node). It holds no tensor: the inputs, parameters and RNG
-/// states are saved variables of the node, freed after a backward without <c>retain_graph</c>.
-/// </summary>
+// One application of a checkpoint: what the node's Forward and Backward both need (the custom function's
+// typed arguments, so it lives as long as the graph node). It holds no tensor: the inputs, parameters and RNG
+// states are saved variables of the node, freed after a backward without retain_graph.
 internal sealed class CheckpointCall
 {
     internal CheckpointCall(Func<Tensor?[], Tensor[]> run, int inputCount, bool routesParameters,
@@ -21,24 +19,22 @@ internal sealed class CheckpointCall
         UsesCuda = usesCuda;
     }
 
-    /// <summary>The segment: the user's inputs in, its outputs out.</summary>
+    // The segment: the user's inputs in, its outputs out.
     internal Func<Tensor?[], Tensor[]> Run { get; }
 
-    /// <summary>How many of the node's inputs are the segment's inputs; the rest are parameters.</summary>
+    // How many of the node's inputs are the segment's inputs; the rest are parameters.
     internal int InputCount { get; }
 
-    /// <summary>
-    /// True when the parameters are inputs of the node (module forms, or <see cref="CheckpointOptions.Parameters"/>
-    /// set): the Backward returns their gradients. False: a backward through the recomputed graph accumulates
-    /// into whatever leaves the segment captured, as PyTorch's re-entrant checkpoint does.
-    /// </summary>
+    // True when the parameters are inputs of the node (module forms, or CheckpointOptions.Parameters
+    // set): the Backward returns their gradients. False: a backward through the recomputed graph accumulates
+    // into whatever leaves the segment captured, as PyTorch's re-entrant checkpoint does.
     internal bool RoutesParameters { get; }
 
     internal CheckpointOptions Options { get; }
 
-    /// <summary>Whether an input or parameter is on CUDA (Note [checkpoint RNG]).</summary>
+    // Whether an input or parameter is on CUDA (Note [checkpoint RNG]).
     internal bool UsesCuda { get; }
 
-    /// <summary>Shape and dtype of each output of the forward, to check the recompute against.</summary>
+    // Shape and dtype of each output of the forward, to check the recompute against.
     internal (long[] Shape, ScalarType Type)[]? Outputs { get; set; }
 }

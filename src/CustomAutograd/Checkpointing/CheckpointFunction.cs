@@ -7,41 +7,35 @@ using static TorchSharp.torch;
 
 namespace CustomAutograd;
 
-/// <summary>
-/// The custom function behind every checkpoint (PyTorch's re-entrant <c>CheckpointFunction</c>), written with
-/// the library's public API only. Its Forward runs the segment with grad mode off and saves nothing but the
-/// segment's inputs (and parameters) as saved variables; its Backward recomputes the segment with grad mode on
-/// and passes the incoming gradients through the recomputed graph.
-/// </summary>
+// The custom function behind every checkpoint (PyTorch's re-entrant CheckpointFunction), written with
+// the library's public API only. Its Forward runs the segment with grad mode off and saves nothing but the
+// segment's inputs (and parameters) as saved variables; its Backward recomputes the segment with grad mode on
+// and passes the incoming gradients through the recomputed graph.
 internal static class CheckpointFunction
 {
-    /// <summary>The name in error messages (a failing recompute reads "Checkpoint: &lt;type&gt;: &lt;message&gt;").</summary>
+    // The name in error messages (a failing recompute reads "Checkpoint: &lt;type&gt;: &lt;message&gt;").
     internal const string Name = "Checkpoint";
 
     private static readonly MultiFunction<CheckpointCall> Function =
         AutogradFunction.CreateMultiWithArgs<CheckpointCall>(Name, Forward, Backward);
 
-    /// <summary>
-    /// Note [checkpoint barrier]: under <c>create_graph</c> the recompute must run on tensors that are connected
-    /// to the real inputs, or the gradients it returns would not depend on them and a double backward would miss
-    /// every term through the inputs. Running on the real inputs instead would let the inner gradient call walk
-    /// past them into the outer graph whenever a parameter lies upstream of an input (tied weights), counting that
-    /// path twice. The barrier is an identity whose backward returns nothing while the checkpoint's own gradient
-    /// call runs and passes the gradient through afterwards, when a later backward differentiates the result.
-    /// </summary>
+    // Note [checkpoint barrier]: under create_graph the recompute must run on tensors that are connected
+    // to the real inputs, or the gradients it returns would not depend on them and a double backward would miss
+    // every term through the inputs. Running on the real inputs instead would let the inner gradient call walk
+    // past them into the outer graph whenever a parameter lies upstream of an input (tied weights), counting that
+    // path twice. The barrier is an identity whose backward returns nothing while the checkpoint's own gradient
+    // call runs and passes the gradient through afterwards, when a later backward differentiates the result.
     private static readonly UnaryFunction<BarrierSwitch> Barrier = AutogradFunction.CreateWithArgs<BarrierSwitch>(
         Name + " input barrier",
         static (ctx, x, gate) => x,
         static (ctx, g, gate) => gate.Blocked ? null : g);
 
-    /// <summary>
-    /// Runs <paramref name="run"/> as a checkpointed segment (or plainly, when there is nothing to checkpoint).
-    /// </summary>
-    /// <param name="run">The segment.</param>
-    /// <param name="inputs">Its tensor inputs (null entries allowed, passed on as null).</param>
-    /// <param name="moduleParameters">The parameters of the module(s) run, or null for a function form.</param>
-    /// <param name="options">The options; the defaults when null.</param>
-    /// <returns>The segment's outputs.</returns>
+    // Runs run as a checkpointed segment (or plainly, when there is nothing to checkpoint).
+    // run: The segment.
+    // inputs: Its tensor inputs (null entries allowed, passed on as null).
+    // moduleParameters: The parameters of the module(s) run, or null for a function form.
+    // options: The options; the defaults when null.
+    // Returns The segment's outputs.
     internal static Tensor[] Apply(Func<Tensor?[], Tensor[]> run, Tensor?[] inputs, IEnumerable<Tensor>? moduleParameters,
                                    CheckpointOptions? options)
     {
@@ -76,7 +70,7 @@ internal static class CheckpointFunction
         return Function.Apply(all, call);
     }
 
-    /// <summary>The parameters that need gradients, each once, in order: the module's, then the listed ones.</summary>
+    // The parameters that need gradients, each once, in order: the module's, then the listed ones.
     private static List<Tensor> CollectParameters(IEnumerable<Tensor>? moduleParameters, IReadOnlyList<Tensor>? listed)
     {
         var result = new List<Tensor>();
@@ -222,11 +216,9 @@ internal static class CheckpointFunction
             "unchanged until the backward.");
     }
 
-    /// <summary>
-    /// Parameters routed through the node: one gradient call on the recomputed graph, with respect to the
-    /// recompute's inputs and the parameters, whose results become the node's input gradients. Nothing outside is
-    /// touched, so this works under <see cref="Autograd.Grad"/> too.
-    /// </summary>
+    // Parameters routed through the node: one gradient call on the recomputed graph, with respect to the
+    // recompute's inputs and the parameters, whose results become the node's input gradients. Nothing outside is
+    // touched, so this works under Autograd.Grad too.
     private static void GradientsThroughNode(IReadOnlyList<Tensor?> saved, IReadOnlyList<bool> needs, Tensor?[] inputs,
                                              List<Tensor> used, List<Tensor> usedGrads, bool createGraph, Tensor?[] result)
     {
@@ -248,11 +240,9 @@ internal static class CheckpointFunction
             result[at[k]] = grads[k];
     }
 
-    /// <summary>
-    /// Parameters not declared (function forms): PyTorch's re-entrant behaviour. A backward through the recomputed
-    /// graph accumulates into every leaf the segment reached (captured parameters included), and the inputs'
-    /// gradients are read from the recompute's detached inputs.
-    /// </summary>
+    // Parameters not declared (function forms): PyTorch's re-entrant behaviour. A backward through the recomputed
+    // graph accumulates into every leaf the segment reached (captured parameters included), and the inputs'
+    // gradients are read from the recompute's detached inputs.
     private static void GradientsIntoLeaves(IReadOnlyList<bool> needs, Tensor?[] inputs, List<Tensor> used,
                                             List<Tensor> usedGrads, bool createGraph, Tensor?[] result)
     {
@@ -271,7 +261,7 @@ internal static class CheckpointFunction
         return inputs;
     }
 
-    /// <summary>Refuses what is not a list of live tensors, naming the position.</summary>
+    // Refuses what is not a list of live tensors, naming the position.
     internal static Tensor[] CheckOutputs(Tensor[]? outputs)
     {
         if (outputs is null)
@@ -292,7 +282,7 @@ internal static class CheckpointFunction
         return outputs;
     }
 
-    /// <summary>Whether the barrier blocks (during the checkpoint's own gradient call) or passes gradients.</summary>
+    // Whether the barrier blocks (during the checkpoint's own gradient call) or passes gradients.
     private sealed class BarrierSwitch
     {
         internal volatile bool Blocked = true;

@@ -6,29 +6,25 @@ using static TorchSharp.torch;
 
 namespace CustomAutograd;
 
-/// <summary>
-/// Random-number state of a checkpointed segment: saved by the forward, replayed for the recompute, and the
-/// surrounding state put back afterwards (PyTorch's <c>fork_rng</c> around the recompute).
-/// </summary>
-/// <remarks>
-/// Note [checkpoint RNG]: TorchSharp 0.107 reads and writes the state of CPU generators only
-/// (<c>torch.get_rng_state</c>, <c>Generator.get_state</c>); for CUDA it has <c>torch.cuda.manual_seed_all</c> and
-/// nothing else. So a segment whose inputs or parameters are on CUDA cannot save the CUDA generators' state.
-/// Instead its forward draws a 63-bit seed from the default CPU generator (right after saving that generator's
-/// state) and reseeds every CUDA generator with it; the recompute restores the CPU state, which draws the same
-/// seed again, and reseeds the CUDA generators identically, so random CUDA operations repeat exactly. After the
-/// recompute the CUDA generators are reseeded once more from the (restored) CPU generator, so random operations
-/// after the backward do not repeat numbers the forward already used. The CUDA streams are thereby derived
-/// deterministically from the CPU generator (reproducible under <c>torch.manual_seed</c>), but differ from the
-/// streams an un-checkpointed run would see, and each checkpoint advances the CPU stream by one draw in the
-/// forward and one in the backward. CPU-only segments leave every stream exactly as without checkpointing.
-/// </remarks>
+// Random-number state of a checkpointed segment: saved by the forward, replayed for the recompute, and the
+// surrounding state put back afterwards (PyTorch's fork_rng around the recompute).
+// Note [checkpoint RNG]: TorchSharp 0.107 reads and writes the state of CPU generators only
+// (torch.get_rng_state, Generator.get_state); for CUDA it has torch.cuda.manual_seed_all and
+// nothing else. So a segment whose inputs or parameters are on CUDA cannot save the CUDA generators' state.
+// Instead its forward draws a 63-bit seed from the default CPU generator (right after saving that generator's
+// state) and reseeds every CUDA generator with it; the recompute restores the CPU state, which draws the same
+// seed again, and reseeds the CUDA generators identically, so random CUDA operations repeat exactly. After the
+// recompute the CUDA generators are reseeded once more from the (restored) CPU generator, so random operations
+// after the backward do not repeat numbers the forward already used. The CUDA streams are thereby derived
+// deterministically from the CPU generator (reproducible under torch.manual_seed), but differ from the
+// streams an un-checkpointed run would see, and each checkpoint advances the CPU stream by one draw in the
+// forward and one in the backward. CPU-only segments leave every stream exactly as without checkpointing.
 internal static class CheckpointRng
 {
     private const string CpuKey = "checkpoint.rng.cpu";
     private const string GeneratorKeyPrefix = "checkpoint.rng.generator.";
 
-    /// <summary>In the forward, before the segment runs: saves the states and reseeds CUDA (Note [checkpoint RNG]).</summary>
+    // In the forward, before the segment runs: saves the states and reseeds CUDA (Note [checkpoint RNG]).
     internal static void Capture(ForwardContext ctx, CheckpointCall call)
     {
         ctx.SaveForBackward(CpuKey, torch.get_rng_state());
@@ -42,10 +38,8 @@ internal static class CheckpointRng
             ReseedCuda();
     }
 
-    /// <summary>
-    /// In the backward, before the recompute: puts the forward's states in place and returns what restores the
-    /// surrounding ones.
-    /// </summary>
+    // In the backward, before the recompute: puts the forward's states in place and returns what restores the
+    // surrounding ones.
     internal static Fork Enter(BackwardContext ctx, CheckpointCall call)
     {
         Tensor surroundingCpu = torch.get_rng_state();
@@ -83,7 +77,7 @@ internal static class CheckpointRng
         torch.cuda.manual_seed_all(drawn.item<long>());
     }
 
-    /// <summary>Restores the surrounding states when disposed (after the recompute, whether it succeeded or not).</summary>
+    // Restores the surrounding states when disposed (after the recompute, whether it succeeded or not).
     internal readonly struct Fork : IDisposable
     {
         private readonly Tensor _cpu;

@@ -4,16 +4,14 @@ using System.Threading;
 
 namespace CustomAutograd.Diagnostics;
 
-/// <summary>
-/// Where a failing logger or metrics listener ends up: diagnostics never break the math, so every call into
-/// user-supplied logging or metrics code is contained, and the first failure is kept and written once to
-/// standard error (the logger itself cannot be trusted to report it).
-/// </summary>
+// Where a failing logger or metrics listener ends up: diagnostics never break the math, so every call into
+// user-supplied logging or metrics code is contained, and the first failure is kept and written once to
+// standard error (the logger itself cannot be trusted to report it).
 internal static class DiagnosticsFailure
 {
     private static Exception? s_first;
 
-    /// <summary>The first exception a logger or listener threw, or null.</summary>
+    // The first exception a logger or listener threw, or null.
     internal static Exception? First => Volatile.Read(ref s_first);
 
     internal static void Report(Exception exception)

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 
 namespace CustomAutograd.Diagnostics;
 
-/// <summary>The library's log messages (source-generated, free when the level is off).</summary>
+// The library's log messages (source-generated, free when the level is off).
 internal static partial class Log
 {
     internal const string Category = "CustomAutograd";
@@ -17,7 +17,7 @@ internal static partial class Log
 
     internal static ILoggerFactory? Factory { get; private set; }
 
-    /// <summary>Whether per-call Trace lines are wanted at all (AutogradDiagnostics.TraceCalls).</summary>
+    // Whether per-call Trace lines are wanted at all (AutogradDiagnostics.TraceCalls).
     internal static bool TraceCalls { get; set; }
 
     internal static void Configure(ILoggerFactory? factory)
@@ -118,7 +118,7 @@ internal static partial class Log
         }
     }
 
-    /// <summary>Call only when <see cref="TraceEnabled"/>.</summary>
+    // Call only when TraceEnabled.
     internal static void Applied(string function, Tensor?[] inputs, bool nodeCreated)
     {
         try
@@ -134,7 +134,7 @@ internal static partial class Log
         }
     }
 
-    /// <summary>Call only when <see cref="TraceEnabled"/>.</summary>
+    // Call only when TraceEnabled.
     internal static void BackwardRunning(string function, Tensor?[] grads)
     {
         try

@@ -7,10 +7,8 @@ using System.Runtime.CompilerServices;
 
 namespace CustomAutograd.Diagnostics;
 
-/// <summary>
-/// The <c>CustomAutograd</c> meter: instruments a tool such as <c>dotnet-counters</c> can watch, each measurement
-/// tagged with the function's name. Nothing is measured (and nothing allocated) while no listener is attached.
-/// </summary>
+// The CustomAutograd meter: instruments a tool such as dotnet-counters can watch, each measurement
+// tagged with the function's name. Nothing is measured (and nothing allocated) while no listener is attached.
 internal static class Metrics
 {
     internal const string MeterName = "CustomAutograd";
@@ -38,7 +36,7 @@ internal static class Metrics
 
     internal static void NodeReleased(string function) => Add(LiveNodes, -1, function);
 
-    /// <summary>A timestamp to pass to <see cref="BackwardFinished"/>, or 0 when nobody listens.</summary>
+    // A timestamp to pass to BackwardFinished, or 0 when nobody listens.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static long BackwardStarting() => BackwardDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
 

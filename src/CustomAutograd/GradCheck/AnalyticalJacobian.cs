@@ -6,20 +6,16 @@ using static TorchSharp.torch;
 
 namespace CustomAutograd;
 
-/// <summary>
-/// Derivatives from backward: vector-Jacobian products of the differentiable outputs through
-/// <see cref="Autograd.Grad"/>, each run twice to test reentrance. The other differentiable outputs get zero
-/// gradients (not undefined ones: how a Backward copes with those is
-/// <see cref="BackwardContractChecks.UndefinedGrad"/>'s job, so these products test only the derivatives).
-/// </summary>
+// Derivatives from backward: vector-Jacobian products of the differentiable outputs through
+// Autograd.Grad, each run twice to test reentrance. The other differentiable outputs get zero
+// gradients (not undefined ones: how a Backward copes with those is
+// BackwardContractChecks.UndefinedGrad's job, so these products test only the derivatives).
 internal static class AnalyticalJacobian
 {
-    /// <summary>
-    /// Backward with one-hot output gradients: row r of each input's Jacobian with output o is the gradient of
-    /// that input for the output gradient e_r. <c>Nondet</c> is, per pair, the largest difference between the two
-    /// runs of each backward (NaN in both counts as equal). Returns null Jacobians after recording a failure in
-    /// <paramref name="result"/>.
-    /// </summary>
+    // Backward with one-hot output gradients: row r of each input's Jacobian with output o is the gradient of
+    // that input for the output gradient e_r. Nondet is, per pair, the largest difference between the two
+    // runs of each backward (NaN in both counts as equal). Returns null Jacobians after recording a failure in
+    // result.
     internal static (Tensor[,]? Jacobians, double[,] Nondet) Compute(CheckedFunction f, int[] outputs, GradCheckResult result)
     {
         int[] diffInputs = f.DiffInputs;
@@ -56,12 +52,10 @@ internal static class AnalyticalJacobian
         return (jac, nondet);
     }
 
-    /// <summary>
-    /// One vector-Jacobian product of the differentiable outputs <paramref name="ys"/> with
-    /// <paramref name="gradOutputs"/> (those of every output but <paramref name="o"/> being zero), run twice, the
-    /// first run's gradients checked against their inputs' shapes (and dtypes, with
-    /// <see cref="GradCheckOptions.CheckGradDtypes"/>). Null after recording a failure.
-    /// </summary>
+    // One vector-Jacobian product of the differentiable outputs ys with
+    // gradOutputs (those of every output but o being zero), run twice, the
+    // first run's gradients checked against their inputs' shapes (and dtypes, with
+    // GradCheckOptions.CheckGradDtypes). Null after recording a failure.
     internal static (Tensor?[] First, Tensor?[] Second)? BackwardTwice(CheckedFunction f, Tensor[] ys, int o, Tensor[] gradOutputs,
                                                                        GradCheckResult result)
     {
@@ -86,8 +80,8 @@ internal static class AnalyticalJacobian
         return (first, second);
     }
 
-    /// <summary>Fails <paramref name="result"/> for the first pair whose two backward runs differ by more than
-    /// <see cref="GradCheckOptions.NondetTol"/>; returns whether none does.</summary>
+    // Fails result for the first pair whose two backward runs differ by more than
+    // GradCheckOptions.NondetTol; returns whether none does.
     internal static bool CheckReentrant(CheckedFunction f, double[,] nondet, GradCheckResult result)
     {
         for (int oo = 0; oo < nondet.GetLength(0); oo++)
@@ -107,8 +101,8 @@ internal static class AnalyticalJacobian
         return true;
     }
 
-    /// <summary>The largest element-wise difference of two gradients (null meaning zeros; NaN in both is equal,
-    /// NaN in one is infinitely far).</summary>
+    // The largest element-wise difference of two gradients (null meaning zeros; NaN in both is equal,
+    // NaN in one is infinitely far).
     private static double MaxDifference(Tensor? g1, Tensor? g2)
     {
         Tensor a = g1 is null ? torch.zeros_like(g2!, dtype: ScalarType.Float64) : g1.detach().to_type(ScalarType.Float64);
@@ -117,7 +111,7 @@ internal static class AnalyticalJacobian
         return difference.nan_to_num(double.PositiveInfinity, double.PositiveInfinity, double.PositiveInfinity).max().item<double>();
     }
 
-    /// <summary>Checks a gradient's shape (and dtype when asked) against its input's; records a failure.</summary>
+    // Checks a gradient's shape (and dtype when asked) against its input's; records a failure.
     private static bool CheckGradient(CheckedFunction f, Tensor? g, int o, int i, GradCheckResult result)
     {
         if (g is null)

@@ -7,22 +7,20 @@ using static TorchSharp.torch;
 
 namespace CustomAutograd;
 
-/// <summary>
-/// The checks besides the Jacobians, as PyTorch's gradcheck makes them: outputs cut off from the graph, a
-/// backward that ignores its output gradient, and a backward that cannot cope with undefined output gradients.
-/// </summary>
+// The checks besides the Jacobians, as PyTorch's gradcheck makes them: outputs cut off from the graph, a
+// backward that ignores its output gradient, and a backward that cannot cope with undefined output gradients.
 internal static class BackwardContractChecks
 {
-    /// <summary>Passes its input through and gives its input an undefined gradient, as PyTorch's
-    /// <c>torch._C._functions.UndefinedGrad</c>.</summary>
+    // Passes its input through and gives its input an undefined gradient, as PyTorch's
+    // torch._C._functions.UndefinedGrad.
     private static readonly UnaryFunction UndefinedGradFunction = AutogradFunction.Create(
         "GradCheck.UndefinedGrad",
         static (ctx, x) => x.clone(),
         static (ctx, grad) => null,
         new AutogradFunctionOptions { MaterializeGrads = false });
 
-    /// <summary>PyTorch's check for functions without differentiable outputs: the outputs must not change
-    /// when the inputs are perturbed.</summary>
+    // PyTorch's check for functions without differentiable outputs: the outputs must not change
+    // when the inputs are perturbed.
     internal static void NoDifferentiableOutputs(CheckedFunction f, GradCheckResult result)
     {
         var floating = new List<int>();
@@ -58,8 +56,8 @@ internal static class BackwardContractChecks
         }
     }
 
-    /// <summary>PyTorch's <c>_test_backward_mul_by_grad_output</c>: backward with all output gradients zero must
-    /// give zero input gradients of the inputs' dtype, device and shape.</summary>
+    // PyTorch's _test_backward_mul_by_grad_output: backward with all output gradients zero must
+    // give zero input gradients of the inputs' dtype, device and shape.
     internal static void MultipliedByGradOutput(CheckedFunction f, GradCheckResult result)
     {
         using DisposeScope scope = torch.NewDisposeScope();
@@ -107,11 +105,9 @@ internal static class BackwardContractChecks
         }
     }
 
-    /// <summary>
-    /// PyTorch's <c>_check_undefined_grad_support</c>: backward with every output gradient undefined, then (with
-    /// several outputs) with one undefined at a time and the others zero, must not fail and must give
-    /// undefined or zero input gradients.
-    /// </summary>
+    // PyTorch's _check_undefined_grad_support: backward with every output gradient undefined, then (with
+    // several outputs) with one undefined at a time and the others zero, must not fail and must give
+    // undefined or zero input gradients.
     internal static void UndefinedGrad(CheckedFunction f, GradCheckResult result)
     {
         int n = f.DiffOutputs.Length;

@@ -8,49 +8,45 @@ using static TorchSharp.torch;
 
 namespace CustomAutograd;
 
-/// <summary>
-/// The function under check at one point, shared by every part of a check: the working inputs (private copies
-/// of those that require grad; the others, nulls included, as given), which inputs and outputs are
-/// differentiable, their names in reports, and evaluations validated against the first one.
-/// </summary>
+// The function under check at one point, shared by every part of a check: the working inputs (private copies
+// of those that require grad; the others, nulls included, as given), which inputs and outputs are
+// differentiable, their names in reports, and evaluations validated against the first one.
 internal sealed class CheckedFunction(string checkName, Func<Tensor?[], Tensor[]> function, Tensor?[] inputs, int[] diffInputs,
                                       GradCheckOptions options, Func<int, string> inputName, Func<int, string> outputName)
 {
     private long[][] _outputShapes = Array.Empty<long[]>();
 
-    /// <summary>"GradCheck" or "GradGradCheck", for messages.</summary>
+    // "GradCheck" or "GradGradCheck", for messages.
     internal string CheckName { get; } = checkName;
 
     internal GradCheckOptions Options { get; } = options;
 
     internal int InputCount => inputs.Length;
 
-    /// <summary>The positions of the inputs that require grad, in order.</summary>
+    // The positions of the inputs that require grad, in order.
     internal int[] DiffInputs { get; } = diffInputs;
 
-    /// <summary>The positions of the outputs that require grad, in order (known after <see cref="EvaluateCenter"/>).</summary>
+    // The positions of the outputs that require grad, in order (known after EvaluateCenter).
     internal int[] DiffOutputs { get; private set; } = Array.Empty<int>();
 
-    /// <summary>The number of outputs (known after <see cref="EvaluateCenter"/>).</summary>
+    // The number of outputs (known after EvaluateCenter).
     internal int OutputCount => _outputShapes.Length;
 
     internal string InputName(int i) => inputName(i);
 
     internal string OutputName(int o) => outputName(o);
 
-    /// <summary>The working copy of differentiable input <paramref name="i"/>.</summary>
+    // The working copy of differentiable input i.
     internal Tensor Input(int i) =>
         inputs[i] ?? throw new UnreachableException($"{InputName(i)} is null, so it is not differentiable.");
 
     internal long[] OutputShape(int o) => _outputShapes[o];
 
-    /// <summary>The working copies of the differentiable inputs, in the order of <see cref="DiffInputs"/>.</summary>
+    // The working copies of the differentiable inputs, in the order of DiffInputs.
     internal Tensor[] DiffInputTensors() => Array.ConvertAll(DiffInputs, Input);
 
-    /// <summary>
-    /// The first evaluation, at the unperturbed point: records the outputs' count, shapes and differentiability,
-    /// which every later evaluation must match.
-    /// </summary>
+    // The first evaluation, at the unperturbed point: records the outputs' count, shapes and differentiability,
+    // which every later evaluation must match.
     internal Tensor[] EvaluateCenter()
     {
         Tensor[] center = Evaluate();
@@ -72,7 +68,7 @@ internal sealed class CheckedFunction(string checkName, Func<Tensor?[], Tensor[]
         return center;
     }
 
-    /// <summary>Calls the function on the working inputs and validates what it returns.</summary>
+    // Calls the function on the working inputs and validates what it returns.
     internal Tensor[] Evaluate()
     {
         Tensor[] outputs = function((Tensor?[])inputs.Clone())
@@ -105,15 +101,15 @@ internal sealed class CheckedFunction(string checkName, Func<Tensor?[], Tensor[]
         return outputs;
     }
 
-    /// <summary>Evaluates and returns the selected outputs as detached float64 vectors (copies: an output
-    /// may be a view of an input, which the next perturbation changes).</summary>
+    // Evaluates and returns the selected outputs as detached float64 vectors (copies: an output
+    // may be a view of an input, which the next perturbation changes).
     internal Tensor[] EvaluateFlat(int[] outputs)
     {
         Tensor[] all = Evaluate();
         return Array.ConvertAll(outputs, o => all[o].detach().reshape(-1).to_type(ScalarType.Float64, copy: true));
     }
 
-    /// <summary>The differentiable outputs of an evaluation and a zero (contiguous) gradient for each.</summary>
+    // The differentiable outputs of an evaluation and a zero (contiguous) gradient for each.
     internal (Tensor[] Outputs, Tensor[] Zeros) DifferentiableOutputsWithZeroGrads(Tensor[] evaluation)
     {
         Tensor[] ys = Array.ConvertAll(DiffOutputs, o => evaluation[o]);
@@ -121,15 +117,15 @@ internal sealed class CheckedFunction(string checkName, Func<Tensor?[], Tensor[]
         return (ys, zeros);
     }
 
-    /// <summary>A zero float64 Jacobian of output <paramref name="o"/> with respect to input <paramref name="i"/>:
-    /// one row per output element, one column per input element, on the input's device.</summary>
+    // A zero float64 Jacobian of output o with respect to input i:
+    // one row per output element, one column per input element, on the input's device.
     internal Tensor NewJacobian(int o, int i)
     {
         Tensor x = Input(i);
         return torch.zeros(new[] { FlatIndex.Numel(_outputShapes[o]), x.numel() }, dtype: ScalarType.Float64, device: x.device);
     }
 
-    /// <summary>Records a failure in <paramref name="result"/>, naming the output and input involved.</summary>
+    // Records a failure in result, naming the output and input involved.
     internal void Fail(GradCheckResult result, GradCheckFailureKind kind, int? o, int? i, string message, Exception? exception = null)
     {
         result.FailureKind = kind;

@@ -7,12 +7,10 @@ using static TorchSharp.torch;
 
 namespace CustomAutograd;
 
-/// <summary>
-/// PyTorch's fast mode: compares the scalars <c>v^T J u</c> for random unit vectors u (per input) and v (per
-/// output), two function evaluations per input and one backward per output, the absolute tolerance scaled by
-/// <c>sum(u) * sum(v)</c>. A failing pair is re-checked element by element so that the report names its worst
-/// element.
-/// </summary>
+// PyTorch's fast mode: compares the scalars v^T J u for random unit vectors u (per input) and v (per
+// output), two function evaluations per input and one backward per output, the absolute tolerance scaled by
+// sum(u) * sum(v). A failing pair is re-checked element by element so that the report names its worst
+// element.
 internal static class FastModeCheck
 {
     internal static void Run(CheckedFunction f, GradCheckResult result)
@@ -78,7 +76,7 @@ internal static class FastModeCheck
             Recheck(f, failing, result);
     }
 
-    /// <summary>Re-checks the failing pairs element by element, for a report naming the worst element.</summary>
+    // Re-checks the failing pairs element by element, for a report naming the worst element.
     private static void Recheck(CheckedFunction f, List<(int OutputPosition, int InputPosition, double Numerical, double Analytical, double Tolerance)> failing,
                                 GradCheckResult result)
     {
@@ -101,8 +99,8 @@ internal static class FastModeCheck
         JacobianComparison.FailMismatch(f, result, mismatches);
     }
 
-    /// <summary>A random unit vector (uniform in [0, 1), normalised) with <paramref name="like"/>'s element count,
-    /// float64 on its device; null for an empty tensor.</summary>
+    // A random unit vector (uniform in [0, 1), normalised) with like's element count,
+    // float64 on its device; null for an empty tensor.
     private static Tensor? UnitVector(Tensor like, Generator? generator)
     {
         long n = like.numel();

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 namespace CustomAutograd;
 
-/// <summary>Row-major flat indices of a tensor's elements, as the Jacobians' rows and columns use them.</summary>
+// Row-major flat indices of a tensor's elements, as the Jacobians' rows and columns use them.
 internal static class FlatIndex
 {
-    /// <summary>The number of elements of a tensor of this shape (1 for a scalar).</summary>
+    // The number of elements of a tensor of this shape (1 for a scalar).
     internal static long Numel(long[] shape)
     {
         long n = 1;
@@ -13,7 +13,7 @@ internal static class FlatIndex
         return n;
     }
 
-    /// <summary>The index per dimension of the element with row-major position <paramref name="flat"/>.</summary>
+    // The index per dimension of the element with row-major position flat.
     internal static long[] Unravel(long flat, long[] shape)
     {
         var index = new long[shape.Length];

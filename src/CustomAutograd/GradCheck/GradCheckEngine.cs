@@ -8,23 +8,19 @@ using static TorchSharp.torch;
 
 namespace CustomAutograd;
 
-/// <summary>
-/// The core shared by <see cref="GradCheck"/> and <see cref="GradGradCheck"/>: validates the inputs, replaces
-/// those that require grad by private copies, and runs the checks in PyTorch's order (the Jacobians in slow or
-/// fast mode, then the backward's contract), in float64, on the inputs' device.
-/// </summary>
-/// <remarks>
-/// The copies have the same shape, strides, dtype and device, so the caller's tensors are never modified
-/// (PyTorch perturbs them in place). Null inputs, and inputs that do not require grad, are passed through
-/// unchanged and not differentiated.
-/// </remarks>
+// The core shared by GradCheck and GradGradCheck: validates the inputs, replaces
+// those that require grad by private copies, and runs the checks in PyTorch's order (the Jacobians in slow or
+// fast mode, then the backward's contract), in float64, on the inputs' device.
+// The copies have the same shape, strides, dtype and device, so the caller's tensors are never modified
+// (PyTorch perturbs them in place). Null inputs, and inputs that do not require grad, are passed through
+// unchanged and not differentiated.
 internal static class GradCheckEngine
 {
     internal static string DefaultInputName(int i) => "input " + i.ToString(CultureInfo.InvariantCulture);
 
     internal static string DefaultOutputName(int o) => "output " + o.ToString(CultureInfo.InvariantCulture);
 
-    /// <summary>Runs the whole check; throws <see cref="GradCheckException"/> on failure when the options say so.</summary>
+    // Runs the whole check; throws GradCheckException on failure when the options say so.
     internal static GradCheckResult Run(string checkName, Func<Tensor?[], Tensor[]> function, IReadOnlyList<Tensor?> inputs,
                                         GradCheckOptions? options, Func<int, string> inputName, Func<int, string> outputName)
     {
@@ -114,7 +110,7 @@ internal static class GradCheckEngine
         }
     }
 
-    /// <summary>A leaf copy with the same shape, strides, dtype and device, requiring grad.</summary>
+    // A leaf copy with the same shape, strides, dtype and device, requiring grad.
     private static Tensor WorkingCopy(Tensor x)
     {
         Tensor copy = torch.empty_strided(x.shape, x.stride(), dtype: x.dtype, device: x.device);
@@ -123,8 +119,8 @@ internal static class GradCheckEngine
         return copy.requires_grad_(true);
     }
 
-    /// <summary>PyTorch's warnings for differentiable inputs and outputs that are not float64; each makes the
-    /// verdict unreliable (<see cref="GradCheckResult.LowPrecision"/>).</summary>
+    // PyTorch's warnings for differentiable inputs and outputs that are not float64; each makes the
+    // verdict unreliable (GradCheckResult.LowPrecision).
     private static List<string> PrecisionWarnings(CheckedFunction f, Tensor[] center)
     {
         var warnings = new List<string>();

@@ -5,16 +5,16 @@ using System.Text;
 
 namespace CustomAutograd;
 
-/// <summary>Number and matrix formatting for reports (invariant culture); shapes and element indices are
-/// formatted by <see cref="Graph.ShapeFormat"/>.</summary>
+// Number and matrix formatting for reports (invariant culture); shapes and element indices are
+// formatted by Graph.ShapeFormat.
 internal static class GradCheckFormat
 {
-    /// <summary>A number with <paramref name="digits"/> significant digits, <c>-0</c> written as <c>0</c>.</summary>
+    // A number with digits significant digits, -0 written as 0.
     internal static string Number(double value, int digits = 7) =>
         (value + 0.0).ToString("G" + digits.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture)
                      .Replace("E", "e", StringComparison.Ordinal);
 
-    /// <summary>Appends a matrix, one indented line per row, columns right-aligned, five significant digits.</summary>
+    // Appends a matrix, one indented line per row, columns right-aligned, five significant digits.
     internal static void AppendMatrix(StringBuilder sb, double[,] matrix, string indent)
     {
         int rows = matrix.GetLength(0), cols = matrix.GetLength(1);

@@ -82,7 +82,7 @@ public sealed record GradCheckOptions
     /// </summary>
     public bool NonContiguousGradOutputs { get; init; }
 
-    /// <summary>Throws when an option is out of range.</summary>
+    // Throws when an option is out of range.
     internal void Validate()
     {
         if (!(Eps > 0) || double.IsInfinity(Eps))

@@ -245,8 +245,8 @@ public static class GradGradCheck
         return copy;
     }
 
-    /// <summary>PyTorch's default output gradients: uniform in [-1, 1) with each output's shape, dtype and device,
-    /// requiring grad; a float64 placeholder for an output that does not require grad.</summary>
+    // PyTorch's default output gradients: uniform in [-1, 1) with each output's shape, dtype and device,
+    // requiring grad; a float64 placeholder for an output that does not require grad.
     private static Tensor[] MakeGradOutputs(Func<Tensor?[], Tensor[]> function, IReadOnlyList<Tensor?> inputs, GradCheckOptions options)
     {
         var xs = new Tensor?[inputs.Count];

@@ -6,20 +6,16 @@ using static TorchSharp.torch;
 
 namespace CustomAutograd;
 
-/// <summary>
-/// Compares a numerical and an analytical Jacobian element-wise and describes what differs: the worst element,
-/// how many elements fail, and the Jacobians themselves when they are small enough to print.
-/// </summary>
+// Compares a numerical and an analytical Jacobian element-wise and describes what differs: the worst element,
+// how many elements fail, and the Jacobians themselves when they are small enough to print.
 internal static class JacobianComparison
 {
-    /// <summary>Jacobians of a failing pair up to this many rows and columns are kept for the report.</summary>
+    // Jacobians of a failing pair up to this many rows and columns are kept for the report.
     private const int ReportJacobianLimit = 16;
 
-    /// <summary>
-    /// Compares two Jacobians element-wise with <c>|a - n| &lt;= atol + rtol |n|</c> (NaN fails) on their device and
-    /// describes the worst element: the one whose difference is the largest multiple of its tolerance. Returns
-    /// null for empty Jacobians, and when all elements pass and <paramref name="onlyIfFailing"/> is set.
-    /// </summary>
+    // Compares two Jacobians element-wise with |a - n| &lt;= atol + rtol |n| (NaN fails) on their device and
+    // describes the worst element: the one whose difference is the largest multiple of its tolerance. Returns
+    // null for empty Jacobians, and when all elements pass and onlyIfFailing is set.
     internal static GradCheckMismatch? Compare(CheckedFunction f, int o, int i, Tensor numerical, Tensor analytical, bool onlyIfFailing)
     {
         long count = numerical.numel();
@@ -46,17 +42,17 @@ internal static class JacobianComparison
                                      n, an, options.Atol + options.Rtol * Math.Abs(n), failing, count);
     }
 
-    /// <summary>The pair's Jacobians as managed arrays, if they have at most 16 rows and 16 columns.</summary>
+    // The pair's Jacobians as managed arrays, if they have at most 16 rows and 16 columns.
     internal static GradCheckJacobian? SmallJacobian(CheckedFunction f, int o, int i, Tensor numerical, Tensor analytical) =>
         numerical.shape[0] <= ReportJacobianLimit && numerical.shape[1] <= ReportJacobianLimit
             ? ToManaged(f, o, i, numerical, analytical)
             : null;
 
-    /// <summary>The pair's Jacobians as managed arrays.</summary>
+    // The pair's Jacobians as managed arrays.
     internal static GradCheckJacobian ToManaged(CheckedFunction f, int o, int i, Tensor numerical, Tensor analytical) =>
         new(o, f.OutputName(o), i, f.InputName(i), ToArray(numerical), ToArray(analytical));
 
-    /// <summary>Fails <paramref name="result"/> with a Jacobian mismatch, naming the first mismatching pair.</summary>
+    // Fails result with a Jacobian mismatch, naming the first mismatching pair.
     internal static void FailMismatch(CheckedFunction f, GradCheckResult result, List<GradCheckMismatch> mismatches)
     {
         GradCheckMismatch first = mismatches[0];

@@ -5,18 +5,14 @@ using static TorchSharp.torch;
 
 namespace CustomAutograd;
 
-/// <summary>
-/// Derivatives from central finite differences, <c>(f(x + delta) - f(x - delta)) / (2 eps)</c>: one input element
-/// at a time (slow mode) or along a direction (fast mode). Each perturbation is an in-place write into the
-/// working copy of an input, undone before the next one.
-/// </summary>
+// Derivatives from central finite differences, (f(x + delta) - f(x - delta)) / (2 eps): one input element
+// at a time (slow mode) or along a direction (fast mode). Each perturbation is an in-place write into the
+// working copy of an input, undone before the next one.
 internal static class NumericalJacobian
 {
-    /// <summary>
-    /// For each element k of each selected input, the central difference becomes column k of that input's
-    /// Jacobian with each selected output. Returns [output, input] tensors of shape [output numel, input numel],
-    /// float64, on the input's device.
-    /// </summary>
+    // For each element k of each selected input, the central difference becomes column k of that input's
+    // Jacobian with each selected output. Returns [output, input] tensors of shape [output numel, input numel],
+    // float64, on the input's device.
     internal static Tensor[,] Compute(CheckedFunction f, int[] inputs, int[] outputs)
     {
         var jac = new Tensor[outputs.Length, inputs.Length];
@@ -51,10 +47,8 @@ internal static class NumericalJacobian
         return jac;
     }
 
-    /// <summary>
-    /// The Jacobian-vector products <c>J u</c> of the selected outputs with input <paramref name="i"/>, for the
-    /// float64 direction <paramref name="u"/> (one value per input element): flat float64 vectors.
-    /// </summary>
+    // The Jacobian-vector products J u of the selected outputs with input i, for the
+    // float64 direction u (one value per input element): flat float64 vectors.
     internal static Tensor[] Directional(CheckedFunction f, int i, Tensor u, int[] outputs)
     {
         Tensor x = f.Input(i);
@@ -63,8 +57,8 @@ internal static class NumericalJacobian
         return CentralDifference(f, alias, delta, outputs);
     }
 
-    /// <summary>Perturbs <paramref name="target"/> (a view of a working input) by -delta and +delta, restores it,
-    /// and returns the central difference of each selected output, flattened, float64.</summary>
+    // Perturbs target (a view of a working input) by -delta and +delta, restores it,
+    // and returns the central difference of each selected output, flattened, float64.
     private static Tensor[] CentralDifference(CheckedFunction f, Tensor target, Tensor delta, int[] outputs)
     {
         Tensor original = target.clone();

@@ -4,10 +4,8 @@ using static TorchSharp.torch;
 
 namespace CustomAutograd;
 
-/// <summary>
-/// PyTorch's default (slow) mode: the whole numerical and analytical Jacobian of every (differentiable output,
-/// differentiable input) pair, compared element by element; then the reentrance of every backward.
-/// </summary>
+// PyTorch's default (slow) mode: the whole numerical and analytical Jacobian of every (differentiable output,
+// differentiable input) pair, compared element by element; then the reentrance of every backward.
 internal static class SlowModeCheck
 {
     internal static void Run(CheckedFunction f, GradCheckResult result)

@@ -5,18 +5,15 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using CustomAutograd.Native;
 using CustomAutograd.TorchSharpInternals;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>
-/// One application of a custom function: validate, run the Forward under no-grad in its own dispose scope, then
-/// one native call that creates the node, connects it, wraps the outputs and takes the saved tensors.
-/// </summary>
+// One application of a custom function: validate, run the Forward under no-grad in its own dispose scope, then
+// one native call that creates the node, connects it, wraps the outputs and takes the saved tensors.
 internal static class Application
 {
-    /// <summary>Applies <paramref name="function"/> to <paramref name="inputs"/>, an array the library owns.</summary>
+    // Applies function to inputs, an array the library owns.
     [SkipLocalsInit]
     internal static unsafe Tensor[] Apply<TForward>(AutogradFunction function, Tensor?[] inputs, TForward forward)
         where TForward : struct, IForwardInvoker
@@ -129,10 +126,8 @@ internal static class Application
         return raw.Length;
     }
 
-    /// <summary>
-    /// Every tensor the native call will read must still be alive: a Forward may have disposed an input, a tensor it
-    /// saved, or one it marked (TorchSharp's own error would only say "Tensor invalid -- empty handle").
-    /// </summary>
+    // Every tensor the native call will read must still be alive: a Forward may have disposed an input, a tensor it
+    // saved, or one it marked (TorchSharp's own error would only say "Tensor invalid -- empty handle").
     private static void ValidateAfterForward(AutogradFunction function, ForwardContext ctx, Tensor?[] inputs)
     {
         for (int i = 0; i < inputs.Length; i++)

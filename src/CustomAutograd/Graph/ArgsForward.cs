@@ -1,12 +1,10 @@
 // SPDX-License-Identifier: MIT
 using System;
 using static TorchSharp.torch;
-using CustomAutograd.Native;
-using CustomAutograd.TorchSharpInternals;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>Forward invoker that passes typed non-tensor arguments and keeps them for the Backward.</summary>
+// Forward invoker that passes typed non-tensor arguments and keeps them for the Backward.
 internal readonly struct ArgsForward<TArgs> : IForwardInvoker
 {
     private readonly Func<ForwardContext, Tensor?[], TArgs, Tensor[]> _forward;

@@ -1,27 +1,21 @@
 // SPDX-License-Identifier: MIT
 using System;
-using System.Collections;
 using System.Collections.Generic;
 using System.Reflection;
-using System.Runtime.CompilerServices;
 using static TorchSharp.torch;
-using CustomAutograd.Native;
-using CustomAutograd.TorchSharpInternals;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>
-/// The tensors held by fields of a typed-arguments object (<typeparamref name="TArgs"/> itself, or its instance
-/// fields of a tensor type, record and tuple fields included). Found once per type by reflection; types without
-/// such fields cost one static read per call.
-/// </summary>
+// The tensors held by fields of a typed-arguments object (TArgs itself, or its instance
+// fields of a tensor type, record and tuple fields included). Found once per type by reflection; types without
+// such fields cost one static read per call.
 internal static class ArgsTensors<TArgs>
 {
     private static readonly FieldInfo[] Fields = FindFields();
 
     internal static bool MayHoldTensors { get; } = typeof(Tensor).IsAssignableFrom(typeof(TArgs)) || Fields.Length > 0;
 
-    /// <summary>The name of the field (or "the args object itself") that holds one of <paramref name="tensors"/> (its position in <paramref name="index"/>), or null.</summary>
+    // The name of the field (or "the args object itself") that holds one of tensors (its position in index), or null.
     internal static string? FindHolder(TArgs args, Tensor[] tensors, out int index)
     {
         index = -1;

@@ -3,16 +3,12 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Threading;
-using CustomAutograd.Native;
-using CustomAutograd.TorchSharpInternals;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>
-/// Remembers the exceptions thrown by Backwards, so the original can be found from the exception that
-/// TorchSharp raises at <c>backward()</c>. Each message carries a marker with a number; the most recent
-/// <see cref="Capacity"/> failures are kept.
-/// </summary>
+// Remembers the exceptions thrown by Backwards, so the original can be found from the exception that
+// TorchSharp raises at backward(). Each message carries a marker with a number; the most recent
+// Capacity failures are kept.
 internal static class BackwardFailures
 {
     internal const int Capacity = 256;
@@ -24,10 +20,10 @@ internal static class BackwardFailures
     private static long s_next;
     private static Exception? s_last;
 
-    /// <summary>The most recent exception a Backward threw, or null.</summary>
+    // The most recent exception a Backward threw, or null.
     internal static Exception? Last => Volatile.Read(ref s_last);
 
-    /// <summary>Stores the exception and returns the message for the engine: "name: Type: message [marker]".</summary>
+    // Stores the exception and returns the message for the engine: "name: Type: message [marker]".
     internal static string Record(string functionName, Exception exception)
     {
         long id = Interlocked.Increment(ref s_next);
@@ -54,7 +50,7 @@ internal static class BackwardFailures
         return false;
     }
 
-    /// <summary>Finds the original exception from the marker in an error message.</summary>
+    // Finds the original exception from the marker in an error message.
     internal static bool TryGet(string message, out Exception? original)
     {
         original = null;

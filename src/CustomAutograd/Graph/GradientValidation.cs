@@ -1,23 +1,18 @@
 // SPDX-License-Identifier: MIT
 using System;
+using CustomAutograd.Native;
 using TorchSharp;
 using static TorchSharp.torch;
-using CustomAutograd.Native;
-using CustomAutograd.TorchSharpInternals;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>
-/// Checks what a Backward returned before libtorch sees it, so that every mistake is reported with the
-/// function's name, the input index and the expected and actual values (libtorch's own messages would
-/// name LibTorchSharp's node type instead).
-/// </summary>
+// Checks what a Backward returned before libtorch sees it, so that every mistake is reported with the
+// function's name, the input index and the expected and actual values (libtorch's own messages would
+// name LibTorchSharp's node type instead).
 internal static class GradientValidation
 {
-    /// <summary>
-    /// Validates <paramref name="inputGrads"/> (one per Apply argument) against the node's edges. Extra trailing
-    /// nulls are allowed, as in PyTorch. Throws <see cref="InvalidOperationException"/> on any mismatch.
-    /// </summary>
+    // Validates inputGrads (one per Apply argument) against the node's edges. Extra trailing
+    // nulls are allowed, as in PyTorch. Throws InvalidOperationException on any mismatch.
     internal static void MapToEdges(NodeState node, Tensor?[]? inputGrads, int edgeCount)
     {
         string name = node.Function.Name;
@@ -66,11 +61,9 @@ internal static class GradientValidation
         }
     }
 
-    /// <summary>
-    /// Under anomaly detection with NaN checks (<c>torch.autograd.detect_anomaly()</c>), fails as libtorch's engine
-    /// would for a NaN in a gradient, but with this function's name in the message (libtorch's would name
-    /// LibTorchSharp's node type). <paramref name="inputGrads"/> has passed <see cref="MapToEdges"/>.
-    /// </summary>
+    // Under anomaly detection with NaN checks (torch.autograd.detect_anomaly()), fails as libtorch's engine
+    // would for a NaN in a gradient, but with this function's name in the message (libtorch's would name
+    // LibTorchSharp's node type). inputGrads has passed MapToEdges.
     internal static void CheckNaN(NodeState node, Tensor?[] inputGrads)
     {
         if (!NativeRuntime.ShouldCheckNaN())

@@ -3,15 +3,15 @@ using static TorchSharp.torch;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>Calls a user Forward (a struct, so that Apply allocates no closure) and makes the node state.</summary>
+// Calls a user Forward (a struct, so that Apply allocates no closure) and makes the node state.
 internal interface IForwardInvoker
 {
-    /// <summary>True when the array Invoke returns is created by the library, so it may become the result array.</summary>
+    // True when the array Invoke returns is created by the library, so it may become the result array.
     bool OwnsOutputArray { get; }
 
     Tensor[] Invoke(ForwardContext ctx, Tensor?[] inputs);
 
-    /// <summary>Refuses typed arguments that hold one of this call's outputs (a cycle no collector can free).</summary>
+    // Refuses typed arguments that hold one of this call's outputs (a cycle no collector can free).
     void CheckArgs(AutogradFunction function, Tensor[] outputs);
 
     NodeState CreateState(AutogradFunction function, InputFlags needs, int edgeCount, long[] meta, int outputsStart, ForwardContext ctx);

@@ -1,16 +1,11 @@
 // SPDX-License-Identifier: MIT
-using System;
 using System.Collections;
 using System.Collections.Generic;
-using CustomAutograd.Native;
-using CustomAutograd.TorchSharpInternals;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>
-/// A read-only list of flags (NeedsInputGrad). Lists of up to four flags are shared, immutable instances,
-/// so the hot path allocates none.
-/// </summary>
+// A read-only list of flags (NeedsInputGrad). Lists of up to four flags are shared, immutable instances,
+// so the hot path allocates none.
 internal sealed class InputFlags : IReadOnlyList<bool>
 {
     private const int CachedUpTo = 4;
@@ -24,8 +19,8 @@ internal sealed class InputFlags : IReadOnlyList<bool>
 
     public bool this[int index] => _flags[index];
 
-    /// <summary>Returns a list for <paramref name="count"/> flags with bit i of <paramref name="bits"/> as flag i;
-    /// beyond 64 flags use <see cref="FromArray"/>.</summary>
+    // Returns a list for count flags with bit i of bits as flag i;
+    // beyond 64 flags use FromArray.
     internal static InputFlags FromBits(int count, ulong bits) =>
         count <= CachedUpTo ? Cache[count][bits] : FromArray(ToArray(count, bits));
 

@@ -1,22 +1,17 @@
 // SPDX-License-Identifier: MIT
 using System;
 using System.Runtime.CompilerServices;
+using CustomAutograd.Native;
 using TorchSharp;
 using static TorchSharp.torch;
-using CustomAutograd.Native;
-using CustomAutograd.TorchSharpInternals;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>
-/// The managed state of one graph node, reached from native callbacks through a GCHandle that the
-/// node owns (Note [ownership across the ABI]). Immutable once the forward has finished.
-/// </summary>
-/// <remarks>
-/// Tensor metadata is packed into one array, <see cref="Meta"/>, so a node costs few allocations: one
-/// record (a header word, then the sizes) per edge (per non-null tensor input), then, when gradients are
-/// materialised, one per output, starting at <see cref="OutputsStart"/>. No tensor is kept.
-/// </remarks>
+// The managed state of one graph node, reached from native callbacks through a GCHandle that the
+// node owns (Note [ownership across the ABI]). Immutable once the forward has finished.
+// Tensor metadata is packed into one array, Meta, so a node costs few allocations: one
+// record (a header word, then the sizes) per edge (per non-null tensor input), then, when gradients are
+// materialised, one per output, starting at OutputsStart. No tensor is kept.
 internal class NodeState
 {
     internal NodeState(AutogradFunction function, InputFlags needsInputGrad, int edgeCount, long[] meta, int outputsStart,
@@ -36,22 +31,22 @@ internal class NodeState
 
     internal InputFlags NeedsInputGrad { get; }
 
-    /// <summary>The node's edges: one per non-null tensor input, in order.</summary>
+    // The node's edges: one per non-null tensor input, in order.
     internal int EdgeCount { get; }
 
     internal long[] Meta { get; }
 
-    /// <summary>Where the output records start in <see cref="Meta"/>; -1 when gradients are not materialised.</summary>
+    // Where the output records start in Meta; -1 when gradients are not materialised.
     internal int OutputsStart { get; }
 
-    /// <summary>The saved tensors come positional first, then named (in <see cref="SavedNames"/> order).</summary>
+    // The saved tensors come positional first, then named (in SavedNames order).
     internal int PositionalSaved { get; }
 
     internal string[]? SavedNames { get; }
 
     internal object? UserState { get; }
 
-    /// <summary>Builds the metadata array for these inputs and (optionally) outputs.</summary>
+    // Builds the metadata array for these inputs and (optionally) outputs.
     [SkipLocalsInit]   // every entry of the dimension list is written before it is read
     internal static long[] BuildMeta(Tensor?[] inputs, Tensor[]? outputs, out int outputsStart)
     {
@@ -105,7 +100,7 @@ internal class NodeState
         return at + 1 + dim;
     }
 
-    /// <summary>Dimensions of the record at <paramref name="at"/>.</summary>
+    // Dimensions of the record at at.
     internal int NDim(int at) => (int)(Meta[at] & 0xFF);
 
     internal ScalarType DtypeAt(int at) => (ScalarType)((Meta[at] >> 8) & 0xFF);
@@ -114,15 +109,15 @@ internal class NodeState
 
     internal int DeviceIndexAt(int at) => (int)((Meta[at] >> 24) & 0xFFFF) - 1;
 
-    /// <summary>The Apply argument index (edge records) or the output index (output records).</summary>
+    // The Apply argument index (edge records) or the output index (output records).
     internal int TagAt(int at) => (int)(Meta[at] >> 40);
 
-    /// <summary>Size <paramref name="k"/> of the record at <paramref name="at"/>.</summary>
+    // Size k of the record at at.
     internal long SizeAt(int at, int k) => Meta[at + 1 + k];
 
-    /// <summary>The shape of the record at <paramref name="at"/> as a new array.</summary>
+    // The shape of the record at at as a new array.
     internal long[] ShapeAt(int at) => Meta.AsSpan(at + 1, NDim(at)).ToArray();
 
-    /// <summary>Position of the record after the one at <paramref name="at"/>.</summary>
+    // Position of the record after the one at at.
     internal int NextRecord(int at) => at + 1 + NDim(at);
 }

@@ -4,12 +4,10 @@ using static TorchSharp.torch;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>
-/// For <see cref="AutogradFunctionOptions.OnceDifferentiable"/>: connects the gradients a Backward computed under
-/// no-grad to a node whose own backward fails, as PyTorch's <c>DelayedError</c> does, so that differentiating them
-/// raises an error naming the function instead of silently giving zeros. The node gets detached copies (sharing
-/// storage), so a tensor the Backward does not own is never modified, and the node's state keeps no tensor.
-/// </summary>
+// For AutogradFunctionOptions.OnceDifferentiable: connects the gradients a Backward computed under
+// no-grad to a node whose own backward fails, as PyTorch's DelayedError does, so that differentiating them
+// raises an error naming the function instead of silently giving zeros. The node gets detached copies (sharing
+// storage), so a tensor the Backward does not own is never modified, and the node's state keeps no tensor.
 internal static class OnceDifferentiableGuard
 {
     [ThreadStatic]

@@ -1,12 +1,10 @@
 // SPDX-License-Identifier: MIT
 using System;
 using static TorchSharp.torch;
-using CustomAutograd.Native;
-using CustomAutograd.TorchSharpInternals;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>Forward invokers for functions without extra arguments.</summary>
+// Forward invokers for functions without extra arguments.
 internal readonly struct PlainForward : IForwardInvoker
 {
     private readonly Func<ForwardContext, Tensor?[], Tensor[]> _forward;

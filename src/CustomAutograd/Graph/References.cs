@@ -3,10 +3,10 @@ using static TorchSharp.torch;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>Identity lookups (TorchSharp's <c>Tensor.Equals</c> compares values, so lists are searched by reference).</summary>
+// Identity lookups (TorchSharp's Tensor.Equals compares values, so lists are searched by reference).
 internal static class References
 {
-    /// <summary>Position of <paramref name="tensor"/> in <paramref name="tensors"/> by reference, or -1.</summary>
+    // Position of tensor in tensors by reference, or -1.
     internal static int IndexOf(Tensor?[] tensors, Tensor tensor)
     {
         for (int i = 0; i < tensors.Length; i++)

@@ -1,14 +1,11 @@
 // SPDX-License-Identifier: MIT
 using System;
 using System.Collections.Generic;
-using CustomAutograd.Graph;
-using CustomAutograd.Native;
-using CustomAutograd.TorchSharpInternals;
 using static TorchSharp.torch;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>The positional saved tensors, with an index error that says how many were saved.</summary>
+// The positional saved tensors, with an index error that says how many were saved.
 internal sealed class SavedTensorList : IReadOnlyList<Tensor?>
 {
     private readonly NodeState _state;

@@ -5,10 +5,8 @@ using System.Text;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>
-/// The one formatter of shapes, strides and element indices in the library's messages: <c>[2, 3]</c>,
-/// <c>[]</c> for a scalar, invariant culture.
-/// </summary>
+// The one formatter of shapes, strides and element indices in the library's messages: [2, 3],
+// [] for a scalar, invariant culture.
 internal static class ShapeFormat
 {
     internal static string Format(IReadOnlyList<long> sizes)

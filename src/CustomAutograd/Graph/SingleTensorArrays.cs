@@ -1,16 +1,12 @@
 // SPDX-License-Identifier: MIT
 using static TorchSharp.torch;
-using CustomAutograd.Native;
-using CustomAutograd.TorchSharpInternals;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>
-/// Per-thread reuse of the one-element arrays that a one-input function's Apply passes around internally
-/// (its inputs and its outputs), so the hot path allocates none. An array is taken out of its slot while in
-/// use, so a nested Apply on the same thread (a Forward applying another function) gets fresh arrays.
-/// These arrays never reach user code.
-/// </summary>
+// Per-thread reuse of the one-element arrays that a one-input function's Apply passes around internally
+// (its inputs and its outputs), so the hot path allocates none. An array is taken out of its slot while in
+// use, so a nested Apply on the same thread (a Forward applying another function) gets fresh arrays.
+// These arrays never reach user code.
 internal static class SingleTensorArrays
 {
     [System.ThreadStatic]

@@ -2,24 +2,19 @@
 using System;
 using System.Collections;
 using System.Collections.Generic;
-using System.Reflection;
 using System.Runtime.CompilerServices;
 using static TorchSharp.torch;
-using CustomAutograd.Native;
-using CustomAutograd.TorchSharpInternals;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>
-/// Finds tensors where a node's managed state would hold them strongly. A node owns its managed state, so a tensor
-/// there whose graph leads back to the node is a cycle through native memory that neither garbage collector can
-/// see (docs: "never keep an output tensor in managed state"; save it as a saved variable instead).
-/// </summary>
+// Finds tensors where a node's managed state would hold them strongly. A node owns its managed state, so a tensor
+// there whose graph leads back to the node is a cycle through native memory that neither garbage collector can
+// see (docs: "never keep an output tensor in managed state"; save it as a saved variable instead).
 internal static class TensorSearch
 {
     private const int MaxDepth = 4;
 
-    /// <summary>Whether <paramref name="value"/> is a tensor, or a tuple or collection that holds one.</summary>
+    // Whether value is a tensor, or a tuple or collection that holds one.
     internal static bool Contains(object? value) => Contains(value, 0);
 
     private static bool Contains(object? value, int depth)

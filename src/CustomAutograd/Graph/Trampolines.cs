@@ -2,18 +2,16 @@
 using System;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using TorchSharp;
-using static TorchSharp.torch;
 using CustomAutograd.Native;
 using CustomAutograd.TorchSharpInternals;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace CustomAutograd.Graph;
 
-/// <summary>
-/// The static entry points libtorch's engine reaches through the shim's per-node closures. Each finds
-/// its node's state through the GCHandle passed as user data, and nothing may unwind out of them: every
-/// failure becomes a status code and a message (Note [exceptions into the engine] in node.cpp).
-/// </summary>
+// The static entry points libtorch's engine reaches through the shim's per-node closures. Each finds
+// its node's state through the GCHandle passed as user data, and nothing may unwind out of them: every
+// failure becomes a status code and a message (Note [exceptions into the engine] in node.cpp).
 internal static unsafe class Trampolines
 {
     // Note [lent gradients]: a gradient returned by a Backward that this call does not own (e.g. a tensor its
@@ -185,7 +183,7 @@ internal static unsafe class Trampolines
             t_adoptedSlot = array;
     }
 
-    /// <summary>Wraps the non-null handles into <paramref name="tensors"/>, recording each in <paramref name="adopted"/> from <paramref name="offset"/>.</summary>
+    // Wraps the non-null handles into tensors, recording each in adopted from offset.
     private static void Adopt(IntPtr* handles, Tensor?[] tensors, Tensor?[] adopted, int offset)
     {
         for (int i = 0; i < tensors.Length; i++)
@@ -205,7 +203,7 @@ internal static unsafe class Trampolines
         return -1;
     }
 
-    /// <summary>Zeros for the outputs whose gradient libtorch left undefined, on the output's device and dtype.</summary>
+    // Zeros for the outputs whose gradient libtorch left undefined, on the output's device and dtype.
     private static void MaterializeMissing(NodeState node, Tensor?[] gradTensors)
     {
         int at = node.OutputsStart;

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 
 namespace CustomAutograd.Native;
 
-/// <summary>Mirror of <c>ca_stats</c>.</summary>
+// Mirror of ca_stats.
 [StructLayout(LayoutKind.Sequential)]
 internal struct CaStats
 {

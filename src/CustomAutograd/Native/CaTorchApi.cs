@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 
 namespace CustomAutograd.Native;
 
-/// <summary>Mirror of <c>ca_torch_api</c>; field order is the ABI.</summary>
+// Mirror of ca_torch_api; field order is the ABI.
 [StructLayout(LayoutKind.Sequential)]
 internal struct CaTorchApi
 {

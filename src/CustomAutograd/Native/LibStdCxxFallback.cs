@@ -8,32 +8,30 @@ using TorchSharp;
 
 namespace CustomAutograd.Native;
 
-/// <summary>
-/// Start-up fallback for TorchSharp's native library on Linux systems whose libstdc++ predates GCC 13 (Debian 12,
-/// Ubuntu 22.04), for outputs that the build step (build/LibStdCxxCompat.targets) did not patch, such as a project
-/// that references CustomAutograd's project without importing build/CustomAutograd.targets. When
-/// <c>libLibTorchSharp.so</c> fails to load because it requires <see cref="Version"/>, a copy with that requirement
-/// marked weak is written once to a cache folder and loaded before TorchSharp's first call; TorchSharp's own load
-/// by name then finds it by its soname. It can only help when CustomAutograd is used before TorchSharp's first
-/// call (afterwards TorchSharp has already failed); <c>CUSTOMAUTOGRAD_LIBSTDCXX_FALLBACK=0</c> turns it off.
-/// </summary>
+// Start-up fallback for TorchSharp's native library on Linux systems whose libstdc++ predates GCC 13 (Debian 12,
+// Ubuntu 22.04), for outputs that the build step (build/LibStdCxxCompat.targets) did not patch, such as a project
+// that references CustomAutograd's project without importing build/CustomAutograd.targets. When
+// libLibTorchSharp.so fails to load because it requires Version, a copy with that requirement
+// marked weak is written once to a cache folder and loaded before TorchSharp's first call; TorchSharp's own load
+// by name then finds it by its soname. It can only help when CustomAutograd is used before TorchSharp's first
+// call (afterwards TorchSharp has already failed); CUSTOMAUTOGRAD_LIBSTDCXX_FALLBACK=0 turns it off.
 internal static class LibStdCxxFallback
 {
-    /// <summary>The version requirement that is weakened.</summary>
+    // The version requirement that is weakened.
     internal const string Version = "GLIBCXX_3.4.32";
 
-    /// <summary>Set to <c>0</c> to turn the fallback off.</summary>
+    // Set to 0 to turn the fallback off.
     internal const string SwitchVariable = "CUSTOMAUTOGRAD_LIBSTDCXX_FALLBACK";
 
     private const string LibraryFile = "libLibTorchSharp.so";
 
-    /// <summary>The patched copy that was loaded, or null.</summary>
+    // The patched copy that was loaded, or null.
     internal static string? PatchedCopy { get; private set; }
 
-    /// <summary>Why the fallback could not help, when it tried; otherwise null.</summary>
+    // Why the fallback could not help, when it tried; otherwise null.
     internal static string? Failure { get; private set; }
 
-    /// <summary>Runs once, before TorchSharp's first call; never throws.</summary>
+    // Runs once, before TorchSharp's first call; never throws.
     internal static void Apply()
     {
         if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable(SwitchVariable) == "0")
@@ -61,7 +59,7 @@ internal static class LibStdCxxFallback
         }
     }
 
-    /// <summary>The message for TorchSharp's failure to load, with the one-line fix when the cause is libstdc++'s version.</summary>
+    // The message for TorchSharp's failure to load, with the one-line fix when the cause is libstdc++'s version.
     internal static string LoadFailureMessage(Exception torchSharpError)
     {
         string? original = OperatingSystem.IsLinux() ? FindLibTorchSharp() : null;
@@ -80,11 +78,9 @@ internal static class LibStdCxxFallback
                "first call, or unset " + SwitchVariable + ", so that CustomAutograd can load a patched copy by itself.";
     }
 
-    /// <summary>
-    /// Returns the patched copy of <paramref name="original"/> under <paramref name="cacheRoot"/>, writing it first if
-    /// needed. The folder is named after the original's content hash, and the copy is moved into place only once
-    /// patched, so concurrent processes and later runs share it safely.
-    /// </summary>
+    // Returns the patched copy of original under cacheRoot, writing it first if
+    // needed. The folder is named after the original's content hash, and the copy is moved into place only once
+    // patched, so concurrent processes and later runs share it safely.
     internal static string EnsurePatchedCopy(string original, string cacheRoot)
     {
         string hash;
@@ -117,7 +113,7 @@ internal static class LibStdCxxFallback
         return copy;
     }
 
-    /// <summary>The cache folder: <c>$XDG_CACHE_HOME/customautograd</c>, <c>~/.cache/customautograd</c> or the temporary folder's.</summary>
+    // The cache folder: $XDG_CACHE_HOME/customautograd, ~/.cache/customautograd or the temporary folder's.
     internal static string CacheRoot()
     {
         string? root = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
@@ -129,7 +125,7 @@ internal static class LibStdCxxFallback
         return Path.Combine(root, "customautograd");
     }
 
-    /// <summary>The <c>libLibTorchSharp.so</c> that TorchSharp's load by name would try first, or null.</summary>
+    // The libLibTorchSharp.so that TorchSharp's load by name would try first, or null.
     internal static string? FindLibTorchSharp()
     {
         string searchPath = AppContext.GetData("NATIVE_DLL_SEARCH_DIRECTORIES") as string ?? string.Empty;

@@ -1,17 +1,15 @@
 // SPDX-License-Identifier: MIT
 using System;
 using System.Runtime.InteropServices;
-using CustomAutograd.Graph;
-using CustomAutograd.TorchSharpInternals;
 
 namespace CustomAutograd.Native;
 
-/// <summary>The shim's C ABI (native/include/custom_autograd/ca_api.h); names are identical.</summary>
+// The shim's C ABI (native/include/custom_autograd/ca_api.h); names are identical.
 internal static unsafe partial class NativeMethods
 {
     internal const string Library = "CustomAutogradNative";
 
-    /// <summary>Must equal CA_ABI_VERSION of the shim that is loaded.</summary>
+    // Must equal CA_ABI_VERSION of the shim that is loaded.
     internal const int AbiVersion = 8;
 
     internal const int CA_OK = 0;
@@ -71,10 +69,10 @@ internal static unsafe partial class NativeMethods
     [SuppressGCTransition]
     internal static partial void ca_get_stats(CaStats* stats);
 
-    /// <summary>The message of the last failure on this thread.</summary>
+    // The message of the last failure on this thread.
     internal static string LastError() => TrimTrace(Marshal.PtrToStringUTF8(ca_last_error()) ?? "unknown native error");
 
-    /// <summary>A NUL-terminated UTF-8 copy of <paramref name="text"/>, for the C ABI.</summary>
+    // A NUL-terminated UTF-8 copy of text, for the C ABI.
     internal static byte[] ToUtf8Z(string text)
     {
         byte[] buffer = new byte[System.Text.Encoding.UTF8.GetByteCount(text) + 1];
@@ -82,7 +80,7 @@ internal static unsafe partial class NativeMethods
         return buffer;
     }
 
-    /// <summary>Drops the C++ stack trace libtorch appends to its messages ("Exception raised from ...").</summary>
+    // Drops the C++ stack trace libtorch appends to its messages ("Exception raised from ...").
     internal static string TrimTrace(string message)
     {
         int at = message.IndexOf("\nException raised from ", StringComparison.Ordinal);

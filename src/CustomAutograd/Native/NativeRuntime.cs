@@ -3,17 +3,13 @@ using System;
 using System.IO;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using System.Threading;
-using TorchSharp;
 using CustomAutograd.Graph;
-using CustomAutograd.TorchSharpInternals;
+using TorchSharp;
 
 namespace CustomAutograd.Native;
 
-/// <summary>
-/// Loads the shim, resolves LibTorchSharp's exports (and libtorch's keep-graph query) from the
-/// libraries TorchSharp already loaded, and registers the callbacks. Runs once per process.
-/// </summary>
+// Loads the shim, resolves LibTorchSharp's exports (and libtorch's keep-graph query) from the
+// libraries TorchSharp already loaded, and registers the callbacks. Runs once per process.
 internal static unsafe class NativeRuntime
 {
     private const string KeepGraphSymbol = "_ZN5torch8autograd33get_current_graph_task_keep_graphEv";
@@ -27,31 +23,31 @@ internal static unsafe class NativeRuntime
     private static volatile bool s_initialized;
     private static Exception? s_failure;
 
-    /// <summary>LibTorchSharp's <c>THSAutograd_isGradEnabled</c>.</summary>
+    // LibTorchSharp's THSAutograd_isGradEnabled.
     internal static delegate* unmanaged[SuppressGCTransition]<byte> IsGradEnabledFn;
 
-    /// <summary>LibTorchSharp's <c>THSAutograd_isAnomalyEnabled</c>.</summary>
+    // LibTorchSharp's THSAutograd_isAnomalyEnabled.
     private static delegate* unmanaged[SuppressGCTransition]<byte> IsAnomalyEnabledFn;
 
-    /// <summary>LibTorchSharp's <c>THSAutograd_shouldCheckNaN</c>.</summary>
+    // LibTorchSharp's THSAutograd_shouldCheckNaN.
     private static delegate* unmanaged[SuppressGCTransition]<byte> ShouldCheckNaNFn;
 
-    /// <summary>LibTorchSharp's <c>THSAutograd_setGrad</c>.</summary>
+    // LibTorchSharp's THSAutograd_setGrad.
     internal static delegate* unmanaged[SuppressGCTransition]<byte, void> SetGradFn;
 
-    /// <summary>LibTorchSharp's <c>THSTensor_dispose</c> (with a GC transition: freeing may take a while).</summary>
+    // LibTorchSharp's THSTensor_dispose (with a GC transition: freeing may take a while).
     private static delegate* unmanaged<IntPtr, void> DisposeTensorFn;
 
-    /// <summary>Where the keep-graph query came from, or null when it could not be resolved.</summary>
+    // Where the keep-graph query came from, or null when it could not be resolved.
     internal static string? KeepGraphSource { get; private set; }
 
-    /// <summary>Whether libtorch's Engine::get_default_engine and Engine::queue_callback were both resolved.</summary>
+    // Whether libtorch's Engine::get_default_engine and Engine::queue_callback were both resolved.
     internal static bool EngineCallbackFound { get; private set; }
 
-    /// <summary>The path of the LibTorchSharp library in use.</summary>
+    // The path of the LibTorchSharp library in use.
     internal static string? LibTorchSharpPath { get; private set; }
 
-    /// <summary>Initialises everything on first use; throws <see cref="CustomAutogradException"/> with a fix on failure.</summary>
+    // Initialises everything on first use; throws CustomAutogradException with a fix on failure.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void EnsureInitialized()
     {
@@ -199,7 +195,7 @@ internal static unsafe class NativeRuntime
         return IntPtr.Zero;
     }
 
-    /// <summary>An optional libtorch export (IntPtr.Zero when absent: the shim then falls back).</summary>
+    // An optional libtorch export (IntPtr.Zero when absent: the shim then falls back).
     private static IntPtr ResolveTorch(string symbol)
     {
         if (LoadLoaded("libtorch_cpu.so", out _) is IntPtr torchCpu && NativeLibrary.TryGetExport(torchCpu, symbol, out IntPtr fn))
@@ -207,7 +203,7 @@ internal static unsafe class NativeRuntime
         return IntPtr.Zero;
     }
 
-    /// <summary>A required LibTorchSharp export; throws <see cref="CustomAutogradException"/> naming it when absent.</summary>
+    // A required LibTorchSharp export; throws CustomAutogradException naming it when absent.
     internal static IntPtr Export(IntPtr library, string name)
     {
         if (NativeLibrary.TryGetExport(library, name, out IntPtr address))
@@ -216,7 +212,7 @@ internal static unsafe class NativeRuntime
             $"The loaded LibTorchSharp does not export '{name}'. CustomAutograd needs TorchSharp 0.107.0 exactly.");
     }
 
-    /// <summary>Opens (by path, so the very same copy) a library this process has already mapped.</summary>
+    // Opens (by path, so the very same copy) a library this process has already mapped.
     private static IntPtr? LoadLoaded(string fileName, out string? path)
     {
         path = null;
@@ -249,7 +245,7 @@ internal static unsafe class NativeRuntime
     private static IntPtr? LoadByName(string name) =>
         NativeLibrary.TryLoad(name, typeof(torch).Assembly, null, out IntPtr handle) ? handle : null;
 
-    /// <summary>Reads the shim's counters.</summary>
+    // Reads the shim's counters.
     internal static CaStats ReadStats()
     {
         EnsureInitialized();
@@ -258,7 +254,7 @@ internal static unsafe class NativeRuntime
         return stats;
     }
 
-    /// <summary>Interns a function name for the native side's error messages.</summary>
+    // Interns a function name for the native side's error messages.
     internal static IntPtr Intern(string name)
     {
         EnsureInitialized();
@@ -271,18 +267,18 @@ internal static unsafe class NativeRuntime
         }
     }
 
-    /// <summary>Releases a tensor handle (LibTorchSharp's THSTensor_dispose).</summary>
+    // Releases a tensor handle (LibTorchSharp's THSTensor_dispose).
     internal static void DisposeTensorHandle(IntPtr handle) => DisposeTensorFn(handle);
 
-    /// <summary>Current grad mode, read from libtorch without allocating.</summary>
+    // Current grad mode, read from libtorch without allocating.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool IsGradEnabled() => IsGradEnabledFn() != 0;
 
-    /// <summary>Whether anomaly detection with NaN checks is on (thread-local in libtorch, as grad mode).</summary>
+    // Whether anomaly detection with NaN checks is on (thread-local in libtorch, as grad mode).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool ShouldCheckNaN() => IsAnomalyEnabledFn() != 0 && ShouldCheckNaNFn() != 0;
 
-    /// <summary>Sets grad mode on this thread without allocating.</summary>
+    // Sets grad mode on this thread without allocating.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void SetGradEnabled(bool enabled) => SetGradFn(enabled ? (byte)1 : (byte)0);
 

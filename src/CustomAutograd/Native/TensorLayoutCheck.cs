@@ -3,28 +3,24 @@ using System;
 
 namespace CustomAutograd.Native;
 
-/// <summary>
-/// The start-up self-check of Note [same tensor] (native/src/node.cpp): the shim recognises an output that
-/// libtorch connected in place by the first word of the <c>at::Tensor</c> its handle points to (the TensorImpl
-/// pointer). <see cref="NativeRuntime"/> runs it once, on tensors made through LibTorchSharp's exports (no
-/// managed tensor, so no dispose scope sees them); until it has passed, the shim drops no output handle.
-/// </summary>
+// The start-up self-check of Note [same tensor] (native/src/node.cpp): the shim recognises an output that
+// libtorch connected in place by the first word of the at::Tensor its handle points to (the TensorImpl
+// pointer). NativeRuntime runs it once, on tensors made through LibTorchSharp's exports (no
+// managed tensor, so no dispose scope sees them); until it has passed, the shim drops no output handle.
 internal static unsafe class TensorLayoutCheck
 {
-    /// <summary>LibTorchSharp's <c>THSTensor_newInt64Scalar(data, device_type, device_index, requires_grad)</c>.</summary>
+    // LibTorchSharp's THSTensor_newInt64Scalar(data, device_type, device_index, requires_grad).
     private static delegate* unmanaged<long, int, int, byte, IntPtr> s_newScalar;
 
-    /// <summary>
-    /// LibTorchSharp's <c>THSTensor_contiguous</c>: <c>new at::Tensor(t.contiguous())</c>, and <c>contiguous()</c>
-    /// returns the tensor itself when it is contiguous, so this is a fresh handle to the same tensor. (In 0.107
-    /// <c>THSTensor_set_requires_grad</c> and the in-place exports such as <c>THSTensor_detach_</c> return nothing.)
-    /// </summary>
+    // LibTorchSharp's THSTensor_contiguous: new at::Tensor(t.contiguous()), and contiguous()
+    // returns the tensor itself when it is contiguous, so this is a fresh handle to the same tensor. (In 0.107
+    // THSTensor_set_requires_grad and the in-place exports such as THSTensor_detach_ return nothing.)
     private static delegate* unmanaged<IntPtr, IntPtr> s_contiguous;
 
-    /// <summary>LibTorchSharp's <c>THSTorch_get_and_reset_last_err</c>.</summary>
+    // LibTorchSharp's THSTorch_get_and_reset_last_err.
     private static delegate* unmanaged<IntPtr> s_lastError;
 
-    /// <summary>Takes the LibTorchSharp exports the check uses (resolved by <see cref="NativeRuntime"/>).</summary>
+    // Takes the LibTorchSharp exports the check uses (resolved by NativeRuntime).
     internal static void Bind(IntPtr newInt64Scalar, IntPtr contiguous, IntPtr getAndResetLastError)
     {
         s_newScalar = (delegate* unmanaged<long, int, int, byte, IntPtr>)newInt64Scalar;
@@ -32,7 +28,7 @@ internal static unsafe class TensorLayoutCheck
         s_lastError = (delegate* unmanaged<IntPtr>)getAndResetLastError;
     }
 
-    /// <summary>Checks the layout on two new CPU tensors; throws <see cref="CustomAutogradException"/> when it differs.</summary>
+    // Checks the layout on two new CPU tensors; throws CustomAutogradException when it differs.
     internal static void Run()
     {
         IntPtr a = IntPtr.Zero, same = IntPtr.Zero, other = IntPtr.Zero;
@@ -53,13 +49,11 @@ internal static unsafe class TensorLayoutCheck
         }
     }
 
-    /// <summary>A fresh handle (the caller disposes it) to the very tensor a contiguous <paramref name="handle"/> refers to.</summary>
+    // A fresh handle (the caller disposes it) to the very tensor a contiguous handle refers to.
     internal static IntPtr NewHandleToSameTensor(IntPtr handle) => Torch(s_contiguous(handle), "THSTensor_contiguous");
 
-    /// <summary>
-    /// Asks the shim whether <paramref name="a"/> and <paramref name="sameAsA"/> (two handles to one tensor) start
-    /// with the same word and <paramref name="other"/> (another tensor) with a different one.
-    /// </summary>
+    // Asks the shim whether a and sameAsA (two handles to one tensor) start
+    // with the same word and other (another tensor) with a different one.
     internal static void Verify(IntPtr a, IntPtr sameAsA, IntPtr other)
     {
         int status = NativeMethods.ca_check_tensor_layout(a, sameAsA, other);
@@ -67,7 +61,7 @@ internal static unsafe class TensorLayoutCheck
             throw new CustomAutogradException(Describe(status, NativeMethods.LastError()));
     }
 
-    /// <summary>The message of a failed check: what was expected and found (the shim's text) and how to fix it.</summary>
+    // The message of a failed check: what was expected and found (the shim's text) and how to fix it.
     internal static string Describe(int status, string nativeMessage) =>
         status == NativeMethods.CA_ERR_ABI
             ? "CustomAutograd's start-up check of libtorch's tensor layout failed: " + nativeMessage + ". " +

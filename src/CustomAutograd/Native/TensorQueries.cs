@@ -3,16 +3,12 @@ using System;
 using System.Runtime.CompilerServices;
 using TorchSharp;
 using static TorchSharp.torch;
-using CustomAutograd.Graph;
-using CustomAutograd.TorchSharpInternals;
 
 namespace CustomAutograd.Native;
 
-/// <summary>
-/// Tensor metadata read straight from LibTorchSharp's exports on the hot path: no managed array and delegate
-/// (as TorchSharp's <c>Tensor.shape</c> allocates), no error check per property, and no GC transition (these
-/// getters are trivial, never block and never call back into managed code).
-/// </summary>
+// Tensor metadata read straight from LibTorchSharp's exports on the hot path: no managed array and delegate
+// (as TorchSharp's Tensor.shape allocates), no error check per property, and no GC transition (these
+// getters are trivial, never block and never call back into managed code).
 internal static unsafe class TensorQueries
 {
     internal static delegate* unmanaged[SuppressGCTransition]<IntPtr, long> NDimension;

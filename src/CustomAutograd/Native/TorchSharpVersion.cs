@@ -4,25 +4,21 @@ using TorchSharp;
 
 namespace CustomAutograd.Native;
 
-/// <summary>
-/// The start-up check that the TorchSharp in use is the one whose LibTorchSharp and libtorch the shim's
-/// assumptions were checked against (docs/architecture.md, "External assumptions").
-/// </summary>
+// The start-up check that the TorchSharp in use is the one whose LibTorchSharp and libtorch the shim's
+// assumptions were checked against (docs/architecture.md, "External assumptions").
 internal static class TorchSharpVersion
 {
-    /// <summary>The TorchSharp series checked (any 0.107.x passes).</summary>
+    // The TorchSharp series checked (any 0.107.x passes).
     internal const string Checked = "0.107";
 
-    /// <summary>The libtorch that TorchSharp 0.107 ships with.</summary>
+    // The libtorch that TorchSharp 0.107 ships with.
     internal const string CheckedLibTorch = "2.10";
 
-    /// <summary>
-    /// The AppContext switch that lets another TorchSharp version start (at the user's risk); the shim's other
-    /// start-up checks (exports, ABI version, tensor layout) still run.
-    /// </summary>
+    // The AppContext switch that lets another TorchSharp version start (at the user's risk); the shim's other
+    // start-up checks (exports, ABI version, tensor layout) still run.
     internal const string AllowUntestedSwitch = "CustomAutograd.AllowUntestedTorchSharp";
 
-    /// <summary>Throws <see cref="CustomAutogradException"/> when the loaded TorchSharp is not 0.107.x (unless allowed).</summary>
+    // Throws CustomAutogradException when the loaded TorchSharp is not 0.107.x (unless allowed).
     internal static void Verify()
     {
         bool allowed = AppContext.TryGetSwitch(AllowUntestedSwitch, out bool on) && on;
@@ -31,7 +27,7 @@ internal static class TorchSharpVersion
             throw new CustomAutogradException(problem);
     }
 
-    /// <summary>Why <paramref name="loaded"/> is refused, or null when it is accepted.</summary>
+    // Why loaded is refused, or null when it is accepted.
     internal static string? Problem(Version? loaded, bool allowUntested)
     {
         if (allowUntested || loaded is { Major: 0, Minor: 107 })

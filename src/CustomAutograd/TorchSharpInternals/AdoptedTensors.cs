@@ -1,19 +1,15 @@
 // SPDX-License-Identifier: MIT
 using System;
 using System.Runtime.CompilerServices;
-using TorchSharp;
-using static TorchSharp.torch;
-using CustomAutograd.Graph;
 using CustomAutograd.Native;
+using static TorchSharp.torch;
 
 namespace CustomAutograd.TorchSharpInternals;
 
-/// <summary>
-/// The tensors a Backward receives from the engine (its incoming gradients and its saved tensors): managed
-/// wrappers around handles the shim handed over, valid while the Backward runs. They are kept out of every
-/// TorchSharp dispose scope (no scope bookkeeping per wrapper, and TorchSharp's scope statistics never see
-/// them); the trampoline itself hands them back to libtorch or releases them when the Backward returns.
-/// </summary>
+// The tensors a Backward receives from the engine (its incoming gradients and its saved tensors): managed
+// wrappers around handles the shim handed over, valid while the Backward runs. They are kept out of every
+// TorchSharp dispose scope (no scope bookkeeping per wrapper, and TorchSharp's scope statistics never see
+// them); the trampoline itself hands them back to libtorch or releases them when the Backward returns.
 internal static class AdoptedTensors
 {
     // TorchSharp 0.107's internal Tensor(IntPtr handle, bool register) constructor: with register false the
@@ -25,16 +21,14 @@ internal static class AdoptedTensors
     private const int Unknown = 0, Accessor = 1, Fallback = 2;
     private static int s_mode;
 
-    /// <summary>Whether wrappers are made with TorchSharp's internal constructor; false before the first wrapper.</summary>
+    // Whether wrappers are made with TorchSharp's internal constructor; false before the first wrapper.
     internal static bool UsesInternalConstructor => s_mode == Accessor;
 
-    /// <summary>
-    /// Switches between the internal constructor (true: probed again at the next wrapper) and the public fallback
-    /// (false), for tests of the fallback.
-    /// </summary>
+    // Switches between the internal constructor (true: probed again at the next wrapper) and the public fallback
+    // (false), for tests of the fallback.
     internal static void SetInternalConstructor(bool enabled) => s_mode = enabled ? Unknown : Fallback;
 
-    /// <summary>Wraps a handle the caller owns in a tensor that belongs to no dispose scope.</summary>
+    // Wraps a handle the caller owns in a tensor that belongs to no dispose scope.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Tensor Wrap(IntPtr handle) => s_mode == Accessor ? NewUnregistered(handle, false) : WrapSlow(handle);
 
@@ -59,10 +53,8 @@ internal static class AdoptedTensors
         return wrapped;
     }
 
-    /// <summary>
-    /// Releases the native handle of a wrapper made by <see cref="Wrap"/> unless it is already gone (disposed by
-    /// the Backward, or handed back to libtorch). The wrapper reads as disposed afterwards.
-    /// </summary>
+    // Releases the native handle of a wrapper made by Wrap unless it is already gone (disposed by
+    // the Backward, or handed back to libtorch). The wrapper reads as disposed afterwards.
     internal static unsafe void Release(Tensor? tensor)
     {
         if (tensor is null || tensor.IsInvalid)

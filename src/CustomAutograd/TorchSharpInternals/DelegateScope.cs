@@ -3,24 +3,18 @@ using System;
 using System.Runtime.CompilerServices;
 using TorchSharp;
 using static TorchSharp.torch;
-using CustomAutograd.Graph;
-using CustomAutograd.Native;
 
 namespace CustomAutograd.TorchSharpInternals;
 
-/// <summary>
-/// The TorchSharp dispose scope each Forward and Backward runs in, so that the tensors it creates die when it
-/// returns. Behaves exactly like <c>using var scope = torch.NewDisposeScope()</c> (same scope chain, same
-/// statistics), but the scope objects are reused per thread: a fresh TorchSharp scope costs a scope object, a
-/// hash set with its buckets and another hash set when disposed, about 450 bytes per call for the two
-/// delegates of a function, and on the identity benchmark the garbage collections they caused were an eighth
-/// of the library's added time.
-/// </summary>
-/// <remarks>
-/// Reuse needs TorchSharp 0.107's internal scope API (the thread's scope manager, its current scope, and the
-/// scope constructor, reached through <see cref="UnsafeAccessorAttribute"/> without reflection). Should a
-/// TorchSharp build lack any of it, every scope is a public <c>torch.NewDisposeScope()</c> instead.
-/// </remarks>
+// The TorchSharp dispose scope each Forward and Backward runs in, so that the tensors it creates die when it
+// returns. Behaves exactly like using var scope = torch.NewDisposeScope() (same scope chain, same
+// statistics), but the scope objects are reused per thread: a fresh TorchSharp scope costs a scope object, a
+// hash set with its buckets and another hash set when disposed, about 450 bytes per call for the two
+// delegates of a function, and on the identity benchmark the garbage collections they caused were an eighth
+// of the library's added time.
+// Reuse needs TorchSharp 0.107's internal scope API (the thread's scope manager, its current scope, and the
+// scope constructor, reached through UnsafeAccessorAttribute without reflection). Should a
+// TorchSharp build lack any of it, every scope is a public torch.NewDisposeScope() instead.
 internal struct DelegateScope
 {
     private const int Unknown = 0, Pooled = 1, Public = 2;
@@ -43,20 +37,18 @@ internal struct DelegateScope
         _manager = manager;
     }
 
-    /// <summary>Whether scopes are being reused (TorchSharp's internals were found); false before the first scope.</summary>
+    // Whether scopes are being reused (TorchSharp's internals were found); false before the first scope.
     internal static bool IsPooling => s_mode == Pooled;
 
-    /// <summary>
-    /// Switches between reused scopes (true: probe TorchSharp's internals again at the next scope) and public
-    /// <c>torch.NewDisposeScope()</c> scopes (false). For tests of the fallback; a scope already entered keeps
-    /// its own kind until it exits, so switching is safe at any time.
-    /// </summary>
+    // Switches between reused scopes (true: probe TorchSharp's internals again at the next scope) and public
+    // torch.NewDisposeScope() scopes (false). For tests of the fallback; a scope already entered keeps
+    // its own kind until it exits, so switching is safe at any time.
     internal static void SetPooling(bool enabled) => s_mode = enabled ? Unknown : Public;
 
-    /// <summary>The underlying TorchSharp scope (current until <see cref="Exit"/>).</summary>
+    // The underlying TorchSharp scope (current until Exit).
     internal readonly DisposeScope Scope => _scope;
 
-    /// <summary>Opens a scope and makes it the thread's current one.</summary>
+    // Opens a scope and makes it the thread's current one.
     internal static DelegateScope Enter() => s_mode == Pooled ? EnterPooled() : EnterSlow();
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -67,7 +59,7 @@ internal struct DelegateScope
         return s_mode == Pooled ? EnterPooled() : new DelegateScope(torch.NewDisposeScope(), null);
     }
 
-    /// <summary>Calls every internal member once in a way that changes no state; false when one is missing.</summary>
+    // Calls every internal member once in a way that changes no state; false when one is missing.
     private static bool InternalsPresent()
     {
         try
@@ -117,10 +109,8 @@ internal struct DelegateScope
         return new DelegateScope(scope, manager);
     }
 
-    /// <summary>
-    /// Moves <paramref name="tensor"/> to the enclosing scope if this scope holds it, as
-    /// <c>DisposeScope.MoveToOuter</c> does (without its per-call arrays).
-    /// </summary>
+    // Moves tensor to the enclosing scope if this scope holds it, as
+    // DisposeScope.MoveToOuter does (without its per-call arrays).
     internal readonly void MoveToOuter(Tensor tensor)
     {
         // The outer scope as it is now: TorchSharp relinks it if the delegate disposed the caller's scope.
@@ -135,10 +125,8 @@ internal struct DelegateScope
         }
     }
 
-    /// <summary>
-    /// Disposes what the scope still holds and restores the thread's previous current scope (TorchSharp's own
-    /// unlinking, so a scope the delegate left open is handled as <c>DisposeScope.Dispose</c> handles it).
-    /// </summary>
+    // Disposes what the scope still holds and restores the thread's previous current scope (TorchSharp's own
+    // unlinking, so a scope the delegate left open is handled as DisposeScope.Dispose handles it).
     internal readonly void Exit()
     {
         if (_manager is null)
