@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 using System;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.IO;
 using System.Linq;
 using System.Reflection;
@@ -121,10 +122,13 @@ internal static partial class ThreadTimeRunner
                 batch[i] = (int)Math.Clamp(20_000_000 / once, 1, 100_000);
             }
             var samples = actions.Select(_ => new List<double>()).ToArray();
+            long measuredFrom = 0;
             var allocated = new long[actions.Length];
             var faults = new long[actions.Length];
             for (int round = -2; round < rounds; round++)  // two warm-up rounds
             {
+                if (round == 0)
+                    measuredFrom = Stopwatch.GetTimestamp();
                 for (int k = 0; k < actions.Length; k++)
                 {
                     int i = (k + Math.Max(round, 0)) % actions.Length;  // rotate which row goes first
@@ -142,8 +146,12 @@ internal static partial class ThreadTimeRunner
                 }
             }
             string label = type.Name + string.Concat(parameters.Select(p => $" {p.Key.Name}={p.Value}"));
+            long measuredTo = Stopwatch.GetTimestamp();
+            // The measured window in CLOCK_MONOTONIC seconds (Stopwatch's clock on Linux), to cut a profile taken with
+            // `perf record -k CLOCK_MONOTONIC` to exactly these rounds.
             output.WriteLine($"{label}: {rounds} rounds, batches of {string.Join("/", batch)}; minor page faults per operation: " +
-                             string.Join(", ", methods.Select((m, i) => $"{m.Name} {(double)faults[i] / (rounds * batch[i]):0.#}")));
+                             string.Join(", ", methods.Select((m, i) => $"{m.Name} {(double)faults[i] / (rounds * batch[i]):0.#}")) +
+                             $"; measured from {Seconds(measuredFrom):0.000000} to {Seconds(measuredTo):0.000000} s (monotonic clock)");
             var rows = new List<GoalReport.Row>();
             for (int i = 0; i < methods.Length; i++)
             {
@@ -160,6 +168,8 @@ internal static partial class ThreadTimeRunner
             Invoke<GlobalCleanupAttribute>(type, instance);
         }
     }
+
+    private static double Seconds(long timestamp) => (double)timestamp / Stopwatch.Frequency;
 
     private static T? Parameter<T>(Dictionary<PropertyInfo, object?> parameters, string name) where T : struct =>
         parameters.FirstOrDefault(p => p.Key.Name == name).Value is T value ? value : null;

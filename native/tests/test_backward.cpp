@@ -61,6 +61,27 @@ backward_fn answer(std::vector<ca_tensor> results, std::vector<uint8_t> owned) {
     };
 }
 
+// One node whose Backward hands the shim a fresh tensor (value 100) for its first input and nothing for the
+// second, run once by the fake engine; finish() checks that nothing was misused or left behind.
+struct one_owned_result {
+    graph g = make_graph(1, save_none);
+    ca_tensor r0 = fake::make(100);
+    fake::outcome o;
+
+    one_owned_result() {
+        managed().behaviour = answer({r0, nullptr}, {1, 0});
+        o = fake::run_node(g.n, {50, 51});
+        CHECK(!o.threw);
+        CHECK(o.values == (std::vector<int>{100, -1}));
+    }
+
+    void finish() {
+        check_no_misuse();
+        g.dispose();
+        check_clean();
+    }
+};
+
 }  // namespace
 
 CA_TEST(backward_receives_state_grads_and_saved) {
@@ -458,18 +479,11 @@ CA_TEST(owned_results_stay_with_the_thread_when_queueing_fails) {
     use_final_callbacks();
     table().Engine_queue_callback = [](void*, void*) { throw std::runtime_error("not inside a backward pass"); };
     init();
-    graph g = make_graph(1, save_none);
-    ca_tensor r0 = fake::make(100);
-    managed().behaviour = answer({r0, nullptr}, {1, 0});
-    fake::outcome o = fake::run_node(g.n, {50, 51});
-    CHECK(!o.threw);
-    CHECK(o.values == (std::vector<int>{100, -1}));
-    CHECK(fake::is_live(r0));  // not released by the failed queueing
+    one_owned_result run;
+    CHECK(fake::is_live(run.r0));  // not released by the failed queueing
     ca_flush_thread();
-    CHECK(!fake::is_live(r0));
-    check_no_misuse();
-    g.dispose();
-    check_clean();
+    CHECK(!fake::is_live(run.r0));
+    run.finish();
 }
 
 CA_TEST(owned_results_are_released_when_the_pass_drops_its_callbacks) {
@@ -544,21 +558,16 @@ CA_TEST(a_gradient_passed_on_by_the_next_node_stays_registered) {
 CA_TEST(registered_results_released_by_the_final_callback_leave_the_registry_first) {
     use_final_callbacks();
     init();
-    graph g = make_graph(1, save_none);
-    ca_tensor r0 = fake::make(100);
-    managed().behaviour = answer({r0, nullptr}, {1, 0});
-    CHECK(!fake::run_node(g.n, {50, 51}).threw);
+    one_owned_result run;
     REQUIRE_EQ(queued_callbacks().size(), size_t{1});
-    CHECK(fake::registered(r0));
-    CHECK(fake::stealable(r0));
+    CHECK(fake::registered(run.r0));
+    CHECK(fake::stealable(run.r0));
     queued_callbacks()[0]();
-    CHECK(!fake::is_live(r0));
+    CHECK(!fake::is_live(run.r0));
     CHECK(fake::w().registry.empty());
     ca_flush_thread();
     queued_callbacks().clear();
-    check_no_misuse();
-    g.dispose();
-    check_clean();
+    run.finish();
 }
 
 CA_TEST(results_are_not_registered_without_the_registry_entries) {
@@ -567,17 +576,12 @@ CA_TEST(results_are_not_registered_without_the_registry_entries) {
     table().caching_remove_cached_tensor = nullptr;
     init();
     CHECK_EQ(fake::w().registry_enable_calls, 0);
-    graph g = make_graph(1, save_none);
-    ca_tensor r0 = fake::make(100);
-    managed().behaviour = answer({r0, nullptr}, {1, 0});
-    CHECK(!fake::run_node(g.n, {50, 51}).threw);
-    CHECK(!fake::registered(r0));
-    CHECK(!fake::stealable(r0));  // the shim's handle counts: AccumulateGrad would copy
+    one_owned_result run;
+    CHECK(!fake::registered(run.r0));
+    CHECK(!fake::stealable(run.r0));  // the shim's handle counts: AccumulateGrad would copy
     ca_flush_thread();
-    CHECK(!fake::is_live(r0));
-    check_no_misuse();
-    g.dispose();
-    check_clean();
+    CHECK(!fake::is_live(run.r0));
+    run.finish();
 }
 
 CA_TEST(results_are_not_registered_when_the_environment_says_0) {
@@ -585,34 +589,22 @@ CA_TEST(results_are_not_registered_when_the_environment_says_0) {
     init();
     CHECK_EQ(fake::w().registry_enable_calls, 0);
     CHECK(!fake::w().registry_enabled);
-    graph g = make_graph(1, save_none);
-    ca_tensor r0 = fake::make(100);
-    managed().behaviour = answer({r0, nullptr}, {1, 0});
-    CHECK(!fake::run_node(g.n, {50, 51}).threw);
-    CHECK(!fake::registered(r0));
+    one_owned_result run;
+    CHECK(!fake::registered(run.r0));
     CHECK_EQ(fake::w().registry_adds, int64_t{0});
     ca_flush_thread();
-    check_no_misuse();
-    g.dispose();
-    check_clean();
+    run.finish();
 }
 
 CA_TEST(a_result_the_registry_refuses_is_released_as_before) {
     init();
     fake::w().registry_enabled = false;  // someone switched it off: add and remove now throw
-    graph g = make_graph(1, save_none);
-    ca_tensor r0 = fake::make(100);
-    managed().behaviour = answer({r0, nullptr}, {1, 0});
-    fake::outcome o = fake::run_node(g.n, {50, 51});
-    CHECK(!o.threw);
-    CHECK(o.values == (std::vector<int>{100, -1}));
-    CHECK(!fake::registered(r0));
+    one_owned_result run;
+    CHECK(!fake::registered(run.r0));
     ca_flush_thread();
-    CHECK(!fake::is_live(r0));
+    CHECK(!fake::is_live(run.r0));
     CHECK_EQ(fake::w().registry_removes, int64_t{0});
-    check_no_misuse();
-    g.dispose();
-    check_clean();
+    run.finish();
 }
 
 CA_TEST(a_result_given_for_two_inputs_is_registered_and_released_once) {
