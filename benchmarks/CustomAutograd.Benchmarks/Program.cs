@@ -68,7 +68,8 @@ if (cuda && !torch.cuda.is_available())
 // The groups of each device: on CUDA the identity (fixed cost), the ReLU on 16M elements and the real model.
 string[] groups = cuda
     ? new[] { nameof(IdentityBenchmarks), nameof(Relu16MBenchmarks), nameof(MlpBenchmarks) }
-    : new[] { nameof(IdentityBenchmarks), nameof(Relu16Benchmarks), nameof(Relu1MBenchmarks), nameof(TwoLayerNetBenchmarks), nameof(ChainBenchmarks), nameof(MlpBenchmarks) };
+    : new[] { nameof(IdentityBenchmarks), nameof(Relu16Benchmarks), nameof(Relu1MBenchmarks), nameof(TwoLayerNetBenchmarks), nameof(ChainBenchmarks), nameof(MlpBenchmarks),
+        nameof(CheckpointBenchmarks) };
 if (!rest.Any(a => a is "--filter" or "-f" || a.StartsWith("--filter=", StringComparison.Ordinal)))
 {
     rest.Add("--filter");
