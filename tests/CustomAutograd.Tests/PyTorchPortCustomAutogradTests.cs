@@ -209,29 +209,12 @@ public sealed class PyTorchPortCustomAutogradTests
         const int Depth = 300;
         int calls = 0;
         var threads = new HashSet<int>();
-        UnaryFunction? deep = null;
-        deep = AutogradFunction.Create(
-            "DeepReenter",
-            (ctx, x) =>
-            {
-                Tensor saved;
-                using (torch.enable_grad())
-                    saved = x.detach().requires_grad_(true) - 1;
-                ctx.SaveForBackward(saved);
-                return saved.detach();
-            },
-            (ctx, g) =>
-            {
-                Interlocked.Increment(ref calls);
-                lock (threads)
-                    threads.Add(Environment.CurrentManagedThreadId);
-                Tensor saved = ctx.SavedTensors[0]!;
-                if (!saved.is_nonzero())
-                    return g;
-                using (torch.enable_grad())
-                    deep!.Apply(saved).sum().backward();
-                return g;
-            });
+        UnaryFunction deep = CountdownReentrant("DeepReenter", () =>
+        {
+            Interlocked.Increment(ref calls);
+            lock (threads)
+                threads.Add(Environment.CurrentManagedThreadId);
+        });
         Tensor v = torch.tensor(new float[] { Depth }, requires_grad: true);
 
         deep.Apply(v).sum().backward();
@@ -255,28 +238,11 @@ public sealed class PyTorchPortCustomAutogradTests
                     order.Add(0);
                 return g;
             });
-        UnaryFunction? reenter = null;
-        reenter = AutogradFunction.Create(
-            "Reenter",
-            (ctx, x) =>
-            {
-                Tensor saved;
-                using (torch.enable_grad())
-                    saved = x.detach().requires_grad_(true) - 1;
-                ctx.SaveForBackward(saved);
-                return saved.detach();
-            },
-            (ctx, g) =>
-            {
-                lock (order)
-                    order.Add(1);
-                Tensor saved = ctx.SavedTensors[0]!;
-                if (!saved.is_nonzero())
-                    return g;
-                using (torch.enable_grad())
-                    reenter!.Apply(saved).sum().backward();
-                return g;
-            });
+        UnaryFunction reenter = CountdownReentrant("Reenter", () =>
+        {
+            lock (order)
+                order.Add(1);
+        });
 
         Tensor a = myFunction.Apply(torch.tensor(new float[] { 6 }, requires_grad: true));
         Tensor b = reenter.Apply(torch.tensor(new float[] { 9 }, requires_grad: true));
@@ -287,6 +253,36 @@ public sealed class PyTorchPortCustomAutogradTests
         Assert.That(order, Has.Count.EqualTo(10));
         Assert.That(order.Count(o => o == 1), Is.EqualTo(9));
         Assert.That(order[^1], Is.EqualTo(0));
+    }
+
+    // The Reenter of CustomAutogradTest.DeepReentrant and .ReentrantPriority: the Forward returns x - 1 detached
+    // and saves it with a graph; the Backward runs onBackward, then, until the saved value reaches zero,
+    // backpropagates through a new application of the same function from inside its own Backward. An input of n
+    // makes n nested backward calls.
+    private static UnaryFunction CountdownReentrant(string name, Action onBackward)
+    {
+        UnaryFunction? self = null;
+        self = AutogradFunction.Create(
+            name,
+            (ctx, x) =>
+            {
+                Tensor saved;
+                using (torch.enable_grad())
+                    saved = x.detach().requires_grad_(true) - 1;
+                ctx.SaveForBackward(saved);
+                return saved.detach();
+            },
+            (ctx, g) =>
+            {
+                onBackward();
+                Tensor saved = ctx.SavedTensors[0]!;
+                if (!saved.is_nonzero())
+                    return g;
+                using (torch.enable_grad())
+                    self!.Apply(saved).sum().backward();
+                return g;
+            });
+        return self;
     }
 
     /// <summary>z = x*x + x*y + y*y as one custom function.</summary>
