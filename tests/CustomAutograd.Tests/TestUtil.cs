@@ -13,7 +13,7 @@ internal static class TestUtil
     // TorchSharp 0.107 converts a number to a Scalar with a finalizer and does not keep it alive across the native
     // call, so with several threads allocating, a GC can free it mid-call ("Expected false to be true ... Scalar.h",
     // with or without this library). These functions run on many threads in the tests, so their Scalars are kept
-    // alive, as any multi-threaded TorchSharp code must (README, Guarantees).
+    // alive, as any multi-threaded TorchSharp code must (docs/user-guide.md, Threads).
     private static readonly Scalar Zero = 0.ToScalar();
     private static readonly Scalar One = 1.ToScalar();
 
