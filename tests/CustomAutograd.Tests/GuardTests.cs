@@ -152,6 +152,16 @@ public sealed class GuardTests
     }
 
     [Test]
+    public void LibTorchCachedTensorRegistry_AllThreeSymbolsResolved()
+    {
+        // Also optional: without them a Backward's gradient for a leaf is copied instead of taken over, which only
+        // GradientBufferTests would notice. A libtorch that renamed or dropped at::caching must be caught here.
+        NativeRuntime.EnsureInitialized();
+        Assert.That(NativeRuntime.CachedTensorRegistryFound, Is.True,
+            "at::caching::set_cached_tensors_enabled, add_cached_tensor and remove_cached_tensor");
+    }
+
+    [Test]
     public void LibTorchSharp_OnlySymbolNeedingGlibcxx3432_IsTheUncalledIosBaseMarker()
     {
         // build/LibStdCxxCompat.targets marks the GLIBCXX_3.4.32 requirement weak; that is safe only while the one

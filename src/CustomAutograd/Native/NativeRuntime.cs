@@ -44,6 +44,10 @@ internal static unsafe class NativeRuntime
     // Whether libtorch's Engine::get_default_engine and Engine::queue_callback were both resolved.
     internal static bool EngineCallbackFound { get; private set; }
 
+    // Whether libtorch's at::caching set_cached_tensors_enabled, add_cached_tensor and remove_cached_tensor were all
+    // resolved (Note [stealable gradients] in node.cpp).
+    internal static bool CachedTensorRegistryFound { get; private set; }
+
     // The path of the LibTorchSharp library in use.
     internal static string? LibTorchSharpPath { get; private set; }
 
@@ -151,6 +155,7 @@ internal static unsafe class NativeRuntime
             api.CachingSetCachedTensorsEnabled = setCached;
             api.CachingAddCachedTensor = addCached;
             api.CachingRemoveCachedTensor = removeCached;
+            CachedTensorRegistryFound = true;
         }
         EngineCallbackFound = api.EngineGetDefaultEngine != IntPtr.Zero && api.EngineQueueCallback != IntPtr.Zero;
         DisposeTensorFn = (delegate* unmanaged<IntPtr, void>)api.TensorDispose;
