@@ -68,19 +68,18 @@ struct pending_saved {
 thread_local pending_saved t_pending;
 
 // Note [retired gradient handles]
-// LibTorchSharp's node copies the tensors out of the array our apply returns *after* apply has
-// returned, so the handles in it must outlive the call. Handles whose ownership the managed side
-// passed to us are therefore released later: at the next apply, ca_apply, ca_grad or ca_flush_thread on the
-// same thread (by then libtorch has long copied them), which costs nothing per pass and frees a gradient as soon
-// as the engine moves on, so its memory is reused by the next node as with libtorch's own nodes (held until the
-// end of the pass, the weight gradients of an MLP made the heap grow and shrink by their size at every step:
-// thousands of page faults per step). The last node of a pass on a thread has no next apply, so large (>= 1 MiB),
-// non-CPU or graph-carrying (create_graph) gradients are also given to a final callback queued on the running
-// backward pass (libtorch runs those after every node has run, and destroys them unrun if the pass fails, which
-// releases the handles too): whichever of the two comes first releases them (handle_batch), so no
-// gradient-sized block outlives the pass, even on a device thread. Without the engine's callback API, or with the
-// route compiled out (Note [std::function across the ABI]), the per-thread route alone. The returned array itself
-// lives here, per thread, until the next apply.
+// LibTorchSharp's node takes the tensors out of the array our apply returns *after* apply has returned, so the handles
+// in it must outlive the call. Handles whose ownership the managed side passed to us are therefore released later: at
+// the next apply, ca_apply, ca_grad, ca_backward or ca_flush_thread on the same thread (by then libtorch has long taken
+// them), which costs nothing per pass and frees a gradient as soon as the engine moves on, so its memory is reused by
+// the next node as with libtorch's own nodes (held until the end of the pass, the weight gradients of an MLP made the
+// heap grow and shrink by their size at every step: thousands of page faults per step). The last node of a pass on a
+// thread has no next apply, so large (>= 1 MiB), non-CPU or graph-carrying (create_graph) gradients are also given to a
+// final callback queued on the running backward pass (libtorch runs those after every node has run, and destroys them
+// unrun if the pass fails, which releases the handles too): whichever of the two comes first releases them
+// (handle_batch), so no gradient-sized block outlives the pass, even on a device thread. Without the engine's callback
+// API, or with the route compiled out (Note [std::function across the ABI]), the per-thread route alone. The returned
+// array itself lives here, per thread, until the next apply.
 //
 // Note [stealable gradients]
 // While the shim holds such a handle, the gradient's use_count() is one above what libtorch's AccumulateGrad

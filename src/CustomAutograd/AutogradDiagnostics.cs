@@ -78,10 +78,11 @@ public static class AutogradDiagnostics
     public static Exception? DiagnosticsFailure => Diagnostics.DiagnosticsFailure.First;
 
     /// <summary>
-    /// Disposes, on the calling thread, the small CPU gradient handles the shim keeps until libtorch has copied
-    /// them (they are otherwise released at the next custom-function call on the thread). Large, device and
-    /// graph-carrying gradients are released at the end of each backward pass anyway; gradients kept by
-    /// libtorch's own device threads cannot be reached from here.
+    /// Disposes, on the calling thread, the handles the shim still holds to gradients that earlier Backwards
+    /// returned (libtorch takes them out of a Backward's results only after it has returned). They are otherwise
+    /// released at the thread's next custom-function call, <c>Autograd.Grad</c> or <c>Autograd.Backward</c>, and
+    /// large, device and graph-carrying ones also at the end of the backward pass, whichever comes first. Handles
+    /// held on libtorch's device threads cannot be reached from here.
     /// </summary>
     public static void FlushThread()
     {

@@ -101,13 +101,13 @@ typedef struct ca_torch_api {
     bool (*get_current_graph_task_keep_graph)(void);
     /* torch::autograd::Engine::get_default_engine() and Engine::queue_callback(std::function<void()>), the
        latter called as (engine, pointer to the std::function temporary) per the Itanium C++ ABI; both may be
-       null (then gradients handed to the engine are released at the thread's next call instead of at the end of
-       the backward pass; see Note [retired gradient handles]). Ignored by a shim built without libstdc++ or on
+       null (then gradients handed to the engine are released at the thread's next call only, not also at the
+       end of the backward pass; see Note [retired gradient handles]). Ignored by a shim built without libstdc++ or on
        Windows, where that route is compiled out (Note [std::function across the ABI], engine_callback.h). */
     void* (*Engine_get_default_engine)(void);
     void (*Engine_queue_callback)(void* engine, void* std_function_void);
-    /* LibTorchSharp's getters, used to release large, device or graph-carrying (create_graph) gradients at the
-       end of the pass while small plain CPU ones take the cheaper per-thread route; may be null (then every
+    /* LibTorchSharp's getters, used to pick the batches that are also queued on the pass (large, device or
+       graph-carrying (create_graph) gradients), in addition to the per-thread release; may be null (then every
        batch is queued). */
     int64_t (*THSTensor_numel)(ca_tensor tensor);
     int64_t (*THSTensor_element_size)(ca_tensor tensor);
@@ -136,10 +136,10 @@ typedef struct ca_torch_api {
  *   results    one slot per edge (per non-null tensor input given to ca_apply); the callee writes a
  *              handle or null (no gradient).
  *   owned      one flag per result: 1 = ownership of that handle passes to the shim (it disposes it
- *              once libtorch has copied it, even when the callback then reports a failure), 0 = borrowed:
- *              the callee must keep the handle valid until after it has returned, because libtorch copies
- *              the results only then (the managed side keeps such tensors reachable until its next backward
- *              on the thread).
+ *              once libtorch has taken the tensor out of the results, even when the callback then
+ *              reports a failure), 0 = borrowed: the callee must keep the handle valid until after it
+ *              has returned, because libtorch takes the results only then (the managed side keeps such
+ *              tensors reachable until its next backward on the thread).
  * Returns CA_OK, or another status after calling ca_set_callback_error with the message.
  * It must never let an exception unwind into native code.
  */

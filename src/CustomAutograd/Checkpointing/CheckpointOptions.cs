@@ -19,7 +19,7 @@ public sealed record CheckpointOptions
     /// Whether the recompute sees the random-number state the forward saw, so that dropout and other random
     /// operations give the same values twice (true, the default, as PyTorch's <c>preserve_rng_state</c>). Covers
     /// TorchSharp's default CPU generator, the <see cref="Generators"/> listed here and, when an input or
-    /// parameter is on CUDA, the CUDA generators (reseeded; see the README's "Activation checkpointing").
+    /// parameter is on CUDA, the CUDA generators (reseeded; see docs/checkpointing.md, "Random numbers").
     /// False skips all of it: a segment with random operations then gets different values in the recompute.
     /// </summary>
     public bool PreserveRngState { get; init; } = true;
