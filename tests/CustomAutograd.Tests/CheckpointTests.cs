@@ -439,7 +439,9 @@ public sealed class CheckpointTests
         using var scope = NewDisposeScope();
         int calls = 0;
         Tensor x = Input(4);
-        Tensor y = Checkpoint.Run(t => ++calls == 2 ? throw new ArgumentException("bad-recompute") : t * 3, x);
+        // Parameters declared (none): Autograd.Grad through a function form needs it (Note [checkpoint validity]).
+        Tensor y = Checkpoint.Run(t => ++calls == 2 ? throw new ArgumentException("bad-recompute") : t * 3, x,
+                                  new CheckpointOptions { Parameters = Array.Empty<Tensor>() });
         var e = Assert.Throws<CustomAutogradException>(() => Autograd.Grad(new[] { y.sum() }, new[] { x }));
         Assert.That(e!.InnerException, Is.TypeOf<ArgumentException>().With.Message.Contains("bad-recompute"));
     }
@@ -543,6 +545,116 @@ public sealed class CheckpointTests
         Tensor?[] declared = Autograd.Grad(
             new[] { Checkpoint.Run(t => t * w, x, new CheckpointOptions { Parameters = new[] { w } }).sum() }, new[] { w });
         TestUtil.AssertClose(declared[0]!, x.detach(), Rtol, Atol);
+    }
+
+    [Test]
+    public void Grad_ThroughFunctionFormWithoutDeclaredParameters_RefusedAndNothingAccumulated()
+    {
+        // Its recompute would backpropagate into the captured w's .grad behind Autograd.Grad's back; PyTorch's
+        // re-entrant checkpoint refuses this case too. The error says how to declare what the segment captures.
+        using var scope = NewDisposeScope();
+        Tensor w = Input(4);
+        Tensor x = Input(4);
+        var e = Assert.Throws<CustomAutogradException>(
+            () => Autograd.Grad(new[] { Checkpoint.Run(t => (t * w).sin(), x).sum() }, new[] { x }));
+        Assert.That(e!.Message, Does.Contain("Checkpoint").And.Contain("CheckpointOptions.Parameters"));
+        Assert.That(w.grad, Is.Null);
+        Assert.That(x.grad, Is.Null);
+        Assert.That(() => Autograd.Backward(Checkpoint.Run(t => (t * w).sin(), x).sum(), inputs: new[] { x }),
+                    Throws.TypeOf<CustomAutogradException>().With.Message.Contains("CheckpointOptions.Parameters"));
+        Assert.That(w.grad, Is.Null);
+
+        // Declared, the same call gives what it gives without checkpointing and leaves .grad alone.
+        Tensor?[] expected = Autograd.Grad(new[] { (x * w).sin().sum() }, new[] { x, w });
+        Tensor?[] actual = Autograd.Grad(
+            new[] { Checkpoint.Run(t => (t * w).sin(), x, new CheckpointOptions { Parameters = new[] { w } }).sum() },
+            new[] { x, w });
+        TestUtil.AssertClose(actual[0]!, expected[0]!, Rtol, Atol);
+        TestUtil.AssertClose(actual[1]!, expected[1]!, Rtol, Atol);
+        Assert.That(w.grad, Is.Null);
+        Assert.That(x.grad, Is.Null);
+    }
+
+    [Test]
+    public void Backward_FunctionFormInsideRoutedCheckpoint_CapturedGradientsEqualUncheckpointed()
+    {
+        // The outer checkpoint's own gradient call is a partial pass; the inner function form still runs its plain
+        // backward there, because the pass that started it all was a plain backward().
+        using var scope = NewDisposeScope();
+        Tensor w = Input(4);
+        Tensor v = Input(4);
+        Tensor x = Input(4);
+        ((x * v).tanh() * w).sin().sum().backward();
+        Tensor[] expected = { x.grad!.clone(), v.grad!.clone(), w.grad!.clone() };
+        x.grad = null;
+        v.grad = null;
+        w.grad = null;
+
+        Checkpoint.Run(h => Checkpoint.Run(t => (t * w).sin(), (h * v).tanh()), x,
+                       new CheckpointOptions { Parameters = new[] { v } }).sum().backward();
+        TestUtil.AssertClose(x.grad!, expected[0], Rtol, Atol);
+        TestUtil.AssertClose(v.grad!, expected[1], Rtol, Atol);
+        TestUtil.AssertClose(w.grad!, expected[2], Rtol, Atol);
+
+        // Under Autograd.Grad the inner function form is refused, whatever the outer one declares.
+        Assert.That(() => Autograd.Grad(new[]
+        {
+            Checkpoint.Run(h => Checkpoint.Run(t => (t * w).sin(), (h * v).tanh()), x,
+                           new CheckpointOptions { Parameters = new[] { v } }).sum(),
+        }, new[] { x }), Throws.TypeOf<CustomAutogradException>().With.Message.Contains("CheckpointOptions.Parameters"));
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void Run_SegmentReturnsACapturedTensorAsItIs_ItStaysALeafAndGetsItsGradient(bool declareIt)
+    {
+        // Taken over as the node's output, w would stop being a leaf and the recompute would run into the node.
+        using var scope = NewDisposeScope();
+        Tensor w = Input(4);
+        Tensor x = Input(4);
+        CheckpointOptions options = declareIt ? new CheckpointOptions { Parameters = new[] { w } } : CheckpointOptions.Default;
+        Tensor[] outputs = Checkpoint.Run(xs => new[] { xs[0]! * 2, w }, new Tensor?[] { x }, options);
+        Assert.That(w.is_leaf, Is.True);
+        (outputs[0].sum() + (outputs[1] * 3).sum()).backward();
+        Assert.That(w.is_leaf, Is.True);
+        TestUtil.AssertClose(w.grad!, torch.full(4, 3.0, dtype: ScalarType.Float64), Rtol, Atol);
+        TestUtil.AssertClose(x.grad!, torch.full(4, 2.0, dtype: ScalarType.Float64), Rtol, Atol);
+    }
+
+    [Test]
+    public void DoubleBackward_FunctionFormWithoutDeclaredParameters_SecondOrderTermEqualsUncheckpointed()
+    {
+        // backward(create_graph) through a function form: the input gradient must stay connected to x.
+        using var scope = NewDisposeScope();
+        Tensor x = Input(5);
+        Tensor[] Twice(Func<Tensor, Tensor> f)
+        {
+            x.grad = null;
+            using (new CapturedStderr())   // libtorch warns that backward(create_graph) makes a parameter-gradient cycle
+                Autograd.Backward(f(x).sum(), createGraph: true);
+            Tensor first = x.grad!;
+            x.grad = null;
+            first.pow(2).sum().backward();
+            Tensor second = x.grad!;
+            x.grad = null;
+            return new[] { first.detach(), second };
+        }
+        Tensor[] expected = Twice(t => t.pow(3));
+        Tensor[] actual = Twice(t => Checkpoint.Run(u => u.pow(3), t));
+        TestUtil.AssertClose(actual[0], expected[0], Rtol, Atol);
+        TestUtil.AssertClose(actual[1], expected[1], Rtol, Atol);
+    }
+
+    [Test]
+    public void Run_ArgsHoldingTensors_Refused()
+    {
+        using var scope = NewDisposeScope();
+        Tensor x = Input(4);
+        Tensor w = Input(4);
+        Assert.That(() => Checkpoint.Run((t, ws) => t * ws[0], x, new[] { w }),
+                    Throws.ArgumentException.With.Message.Contains("pass tensors as inputs"));
+        Assert.That(() => Checkpoint.Run((t, ws) => t * ws[0], x, new List<Tensor> { w }),
+                    Throws.ArgumentException.With.Message.Contains("pass tensors as inputs"));
     }
 
     [Test]

@@ -162,6 +162,16 @@ public sealed class GuardTests
     }
 
     [Test]
+    public void LibTorchCheckpointValidity_Resolved()
+    {
+        // Optional as well: without it a function-form checkpoint would not refuse Autograd.Grad and would write into
+        // the .grad of the tensors it captured. Outside any backward libtorch reports a valid checkpoint.
+        NativeRuntime.EnsureInitialized();
+        Assert.That(NativeRuntime.CheckpointValidityFound, Is.True, "torch::autograd::Engine::is_checkpoint_valid");
+        Assert.That(NativeRuntime.IsCheckpointValid(), Is.True);
+    }
+
+    [Test]
     public void LibTorchSharp_OnlySymbolNeedingGlibcxx3432_IsTheUncalledIosBaseMarker()
     {
         // build/LibStdCxxCompat.targets marks the GLIBCXX_3.4.32 requirement weak; that is safe only while the one

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 using System;
 using System.Collections.Generic;
-using System.Runtime.CompilerServices;
 using static TorchSharp.torch;
 
 namespace CustomAutograd;
@@ -21,7 +20,8 @@ namespace CustomAutograd;
 /// <para>Semantics: the inputs (and the module's parameters) are saved variables, so changing one in place before
 /// the backward is detected. The module forms pass the parameters through the checkpoint's graph node, so their
 /// gradients are accumulated like any other and <see cref="Autograd.Grad"/> with respect to them works (PyTorch's
-/// re-entrant variant refuses it). Under <c>no_grad</c>, or when nothing the segment receives requires grad, the
+/// re-entrant variant refuses it); a function form does too once its captured tensors are declared in
+/// <see cref="CheckpointOptions.Parameters"/>, and refuses it otherwise. Under <c>no_grad</c>, or when nothing the segment receives requires grad, the
 /// segment simply runs. Nested checkpoints work. An exception in the recompute surfaces from <c>backward()</c> as
 /// any failing Backward does, with the function name <c>Checkpoint</c>.</para>
 /// </remarks>
@@ -229,13 +229,7 @@ public static class Checkpoint
 
     private static void RefuseTensorArgs<TArgs>(TArgs args)
     {
-        bool holdsTensor = args is Tensor;
-        if (args is ITuple tuple)
-        {
-            for (int i = 0; i < tuple.Length && !holdsTensor; i++)
-                holdsTensor = tuple[i] is Tensor;
-        }
-        if (holdsTensor)
+        if (Graph.TensorSearch.Contains(args))
         {
             throw new ArgumentException(
                 "a tensor was passed as the non-tensor arguments of a checkpoint; pass tensors as inputs (the array " +

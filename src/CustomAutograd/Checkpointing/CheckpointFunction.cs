@@ -25,6 +25,15 @@ internal static class CheckpointFunction
     // past them into the outer graph whenever a parameter lies upstream of an input (tied weights), counting that
     // path twice. The barrier is an identity whose backward returns nothing while the checkpoint's own gradient
     // call runs and passes the gradient through afterwards, when a later backward differentiates the result.
+    // Note [checkpoint validity]: a function form that declares no parameters accumulates into whatever leaves its
+    // recompute reaches, with a plain backward, as PyTorch's re-entrant checkpoint does; inside Autograd.Grad or a
+    // backward given `inputs` that would write into .grad behind the caller's back, so it is refused there, as
+    // PyTorch refuses it. libtorch tells (Engine::is_checkpoint_valid, per thread, and false in every pass nested in
+    // a partial one), but the routed path's own gradient call is such a pass: while it runs, this thread-static
+    // carries the validity of the pass that started the outer checkpoint's backward instead.
+    [ThreadStatic]
+    private static bool? t_outerValidity;
+
     private static readonly UnaryFunction<BarrierSwitch> Barrier = AutogradFunction.CreateWithArgs<BarrierSwitch>(
         Name + " input barrier",
         static (ctx, x, gate) => x,
@@ -117,6 +126,12 @@ internal static class CheckpointFunction
         var described = new (long[] Shape, ScalarType Type)[outputs.Length];
         for (int i = 0; i < outputs.Length; i++)
         {
+            // Under no_grad only a tensor the segment captured and returned as it is can require grad here. The node
+            // would take it over as its own output (Note [same tensor] in node.cpp): the captured tensor would stop
+            // being a leaf, and the recompute, returning it again, would run into this very node. Its value is
+            // returned instead; the gradient reaching it flows into the captured tensor through the recompute.
+            if (outputs[i].requires_grad && Array.FindIndex(all, t => ReferenceEquals(t, outputs[i])) < 0)
+                outputs[i] = outputs[i].detach();
             described[i] = (outputs[i].shape, outputs[i].dtype);
             if (!outputs[i].is_floating_point() && !outputs[i].is_complex())
                 ctx.MarkNonDifferentiable(outputs[i]);
@@ -133,10 +148,22 @@ internal static class CheckpointFunction
         if (Array.TrueForAll(grads, g => g is null))
             return result;
 
+        // Note [checkpoint validity]
+        bool valid = t_outerValidity ?? Autograd.IsCheckpointValid() ?? true;
+        if (!valid && !call.RoutesParameters)
+        {
+            throw new InvalidOperationException(
+                "a checkpointed function that declares no parameters cannot be differentiated by Autograd.Grad or by a " +
+                "backward given `inputs`: its recompute passes gradients on with a plain backward, which would write " +
+                "into the .grad of the tensors it captured (PyTorch refuses this too). Declare the tensors the " +
+                $"segment captures that need gradients in {nameof(CheckpointOptions)}.{nameof(CheckpointOptions.Parameters)} " +
+                "(an empty array when there are none), or checkpoint a module.");
+        }
+
         // libtorch runs a backward with grad mode on exactly when it builds a graph of the gradients (create_graph).
         bool createGraph = torch.is_grad_enabled();
         int n = call.InputCount;
-        BarrierSwitch? gate = createGraph && call.RoutesParameters ? new BarrierSwitch() : null;
+        BarrierSwitch? gate = createGraph ? new BarrierSwitch() : null;
         var inputs = new Tensor?[n];
         for (int i = 0; i < n; i++)
         {
@@ -175,6 +202,8 @@ internal static class CheckpointFunction
         if (used.Count == 0)
             return result;
 
+        bool? outerValidity = t_outerValidity;
+        t_outerValidity = valid;
         try
         {
             if (call.RoutesParameters)
@@ -184,6 +213,7 @@ internal static class CheckpointFunction
         }
         finally
         {
+            t_outerValidity = outerValidity;
             if (gate is not null)
                 gate.Blocked = false;
         }
@@ -242,15 +272,25 @@ internal static class CheckpointFunction
 
     // Parameters not declared (function forms): PyTorch's re-entrant behaviour. A backward through the recomputed
     // graph accumulates into every leaf the segment reached (captured parameters included), and the inputs'
-    // gradients are read from the recompute's detached inputs.
+    // gradients are read from the recompute's inputs: detached leaves, or under create_graph the barrier's outputs
+    // (Note [checkpoint barrier]), which keep their gradient only when asked to. Their .grad is cleared after
+    // reading: under create_graph it refers back to the recomputed graph, which saves the tensor itself.
     private static void GradientsIntoLeaves(IReadOnlyList<bool> needs, Tensor?[] inputs, List<Tensor> used,
                                             List<Tensor> usedGrads, bool createGraph, Tensor?[] result)
     {
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            if (needs[i] && inputs[i] is { is_leaf: false } t)
+                t.retain_grad();
+        }
         Autograd.Backward(used, usedGrads, retainGraph: createGraph, createGraph: createGraph);
         for (int i = 0; i < inputs.Length; i++)
         {
             if (needs[i] && inputs[i] is { } t)
+            {
                 result[i] = t.grad;
+                t.grad = null;
+            }
         }
     }
 

@@ -29,8 +29,11 @@ public sealed record CheckpointOptions
     /// When set, the checkpoint takes them as extra inputs of its graph node: their gradients flow through the
     /// node like the inputs' do, so <c>backward()</c> accumulates them and <see cref="Autograd.Grad"/> can
     /// differentiate with respect to them. Each one that requires grad must be a leaf. The module forms add the
-    /// module's own parameters. When null in a function form, the recompute runs a backward that accumulates
-    /// into every leaf the segment reached, as PyTorch's re-entrant checkpoint does.
+    /// module's own parameters. A tensor the segment uses that is neither an input, a module parameter nor listed
+    /// here gets no gradient through a checkpoint that has them. When null in a function form, the recompute runs a
+    /// backward that accumulates into every leaf the segment reached, as PyTorch's re-entrant checkpoint does; such a
+    /// checkpoint then cannot be differentiated by <see cref="Autograd.Grad"/> or by a backward given inputs (it
+    /// throws, as PyTorch does): set an empty list when the segment captures nothing that needs a gradient.
     /// </summary>
     public IReadOnlyList<Tensor>? Parameters { get; init; }
 

@@ -18,6 +18,7 @@ internal static unsafe class NativeRuntime
     private const string SetCachedTensorsEnabledSymbol = "_ZN2at7caching26set_cached_tensors_enabledEb";
     private const string AddCachedTensorSymbol = "_ZN2at7caching17add_cached_tensorERKNS_6TensorE";
     private const string RemoveCachedTensorSymbol = "_ZN2at7caching20remove_cached_tensorERKNS_6TensorE";
+    private const string IsCheckpointValidSymbol = "_ZN5torch8autograd6Engine19is_checkpoint_validEv";
 
     private static readonly object Gate = new();
     private static volatile bool s_initialized;
@@ -43,6 +44,11 @@ internal static unsafe class NativeRuntime
 
     // Whether libtorch's Engine::get_default_engine and Engine::queue_callback were both resolved.
     internal static bool EngineCallbackFound { get; private set; }
+
+    // libtorch's Engine::is_checkpoint_valid (a member function: the engine is its only argument) and
+    // Engine::get_default_engine, or null when either was not found.
+    private static delegate* unmanaged<IntPtr, byte> IsCheckpointValidFn;
+    private static delegate* unmanaged<IntPtr> GetDefaultEngineFn;
 
     // Whether libtorch's at::caching set_cached_tensors_enabled, add_cached_tensor and remove_cached_tensor were all
     // resolved (Note [stealable gradients] in node.cpp).
@@ -158,6 +164,12 @@ internal static unsafe class NativeRuntime
             CachedTensorRegistryFound = true;
         }
         EngineCallbackFound = api.EngineGetDefaultEngine != IntPtr.Zero && api.EngineQueueCallback != IntPtr.Zero;
+        IntPtr isCheckpointValid = ResolveTorch(IsCheckpointValidSymbol);
+        if (isCheckpointValid != IntPtr.Zero && api.EngineGetDefaultEngine != IntPtr.Zero)
+        {
+            GetDefaultEngineFn = (delegate* unmanaged<IntPtr>)api.EngineGetDefaultEngine;
+            IsCheckpointValidFn = (delegate* unmanaged<IntPtr, byte>)isCheckpointValid;
+        }
         DisposeTensorFn = (delegate* unmanaged<IntPtr, void>)api.TensorDispose;
         IsGradEnabledFn = (delegate* unmanaged[SuppressGCTransition]<byte>)Export(torchSharp, "THSAutograd_isGradEnabled");
         SetGradFn = (delegate* unmanaged[SuppressGCTransition]<byte, void>)Export(torchSharp, "THSAutograd_setGrad");
@@ -198,6 +210,20 @@ internal static unsafe class NativeRuntime
         // Without it saved tensors live until the node dies; correct, but memory is held longer.
         Diagnostics.Log.KeepGraphMissing();
         return IntPtr.Zero;
+    }
+
+    // Whether libtorch's Engine::is_checkpoint_valid was resolved.
+    internal static bool CheckpointValidityFound => IsCheckpointValidFn != null;
+
+    // Whether the backward pass running on this thread may run a re-entrant checkpoint's backward() (libtorch's
+    // Engine::is_checkpoint_valid: false inside autograd.grad and inside a backward given `inputs`, whose graph task
+    // runs only part of the graph); null when libtorch does not export it.
+    internal static bool? IsCheckpointValid()
+    {
+        EnsureInitialized();
+        if (IsCheckpointValidFn == null)
+            return null;
+        return IsCheckpointValidFn(GetDefaultEngineFn()) != 0;
     }
 
     // An optional libtorch export (IntPtr.Zero when absent: the shim then falls back).
