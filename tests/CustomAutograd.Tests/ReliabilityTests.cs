@@ -236,8 +236,9 @@ public sealed class ReliabilityTests
     {
         // The Forward and Backward scopes are reused per thread; for the caller they must behave as fresh
         // TorchSharp scopes: the caller's scope is current again afterwards, outputs land in it, temporaries
-        // are disposed, and the process's count of live tensor handles returns to where it was (TorchSharp's
-        // per-thread statistics would count the gradients handed to libtorch as detached, not disposed).
+        // are disposed, and both the process's count of live tensor handles and TorchSharp's per-thread live count
+        // (its documented leak probe) return to where they were, although the gradient the Backward returns is
+        // released by libtorch, never disposed by TorchSharp.
         UnaryFunction f = AutogradFunction.Create(
             "ScopedTemporaries",
             (ctx, x) =>
@@ -253,6 +254,7 @@ public sealed class ReliabilityTests
             GC.Collect();
             GC.WaitForPendingFinalizers();
             long liveBefore = Tensor.TotalCount;
+            long threadLiveBefore = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
             using (DisposeScope outer = NewDisposeScope())
             {
                 Tensor y = f.Apply(x);
@@ -265,6 +267,8 @@ public sealed class ReliabilityTests
                 Assert.That(outer.DisposablesCount, Is.EqualTo(3), "only y, loss and the tensor made after backward");
             }
             Assert.That(Tensor.TotalCount, Is.EqualTo(liveBefore), $"round {round}: live tensor handles");
+            Assert.That(DisposeScopeManager.Statistics.ThreadTotalLiveCount, Is.EqualTo(threadLiveBefore),
+                        $"round {round}: TorchSharp's live count ({DisposeScopeManager.Statistics})");
         }
         Assert.That(x.grad!.data<float>().ToArray(), Is.EqualTo(new[] { 6f, 6f, 6f }));
     }

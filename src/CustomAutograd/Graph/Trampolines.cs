@@ -109,10 +109,9 @@ internal static unsafe class Trampolines
                 }
                 else if (scope.Scope.Contains(g))
                 {
-                    // Created here: hand its handle to the shim, which disposes it after libtorch copied it.
-                    // Detached first, so TorchSharp's dispose-scope statistics stay exact for users who watch them.
-                    scope.Scope.Detach(g);
-                    results[e] = g.DecoupleFromNativeHandle();
+                    // Created here: hand its handle to the shim, which disposes it once libtorch has taken it,
+                    // keeping TorchSharp's dispose-scope statistics exact for users who watch them.
+                    results[e] = scope.HandOver(g);
                     owned[e] = 1;
                 }
                 else

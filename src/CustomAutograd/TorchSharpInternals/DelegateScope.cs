@@ -125,6 +125,36 @@ internal struct DelegateScope
         }
     }
 
+    // Takes a tensor this scope holds out of TorchSharp's hands and returns its handle, for the shim to release
+    // natively (the tensor reads as disposed afterwards). TorchSharp counts a tensor live from its creation until its
+    // Dispose, which never runs for such a tensor, so it is counted as disposed here: otherwise
+    // DisposeScopeManager.Statistics.ThreadTotalLiveCount, TorchSharp's own leak probe, would grow by one for every
+    // gradient a Backward returns.
+    internal readonly IntPtr HandOver(Tensor tensor)
+    {
+        _scope.Detach(tensor);
+        if (s_countDisposals != No)
+            CountAsDisposed(_manager, tensor);
+        return tensor.DecoupleFromNativeHandle();
+    }
+
+    private const int No = 2;
+    private static int s_countDisposals;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CountAsDisposed(DisposeScopeManager? manager, Tensor tensor)
+    {
+        try
+        {
+            // Detached, so counted as disposed outside a scope. The thread's manager, whatever kind of scope this is.
+            DisposingOnCurrentScope(manager ?? ThreadManager(null), tensor);
+        }
+        catch (MissingMemberException)
+        {
+            s_countDisposals = No;   // a TorchSharp without it: the statistics drift, nothing else changes
+        }
+    }
+
     // Disposes what the scope still holds and restores the thread's previous current scope (TorchSharp's own
     // unlinking, so a scope the delegate left open is handled as DisposeScope.Dispose handles it).
     internal readonly void Exit()
@@ -169,6 +199,9 @@ internal struct DelegateScope
 
     [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "set_OuterScope")]
     private static extern void SetOuter(DisposeScope scope, DisposeScope? outer);
+
+    [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "DisposingOnCurrentScope")]
+    private static extern void DisposingOnCurrentScope(DisposeScopeManager manager, Tensor item);
 
     [UnsafeAccessor(UnsafeAccessorKind.StaticMethod, Name = "AddToOther")]
     private static extern bool AddToOther(DisposeScope? declaringType, DisposeScope scope, IDisposable disposable);
