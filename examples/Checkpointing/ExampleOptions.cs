@@ -29,10 +29,11 @@ public enum Configuration
 /// each other make step times erratic), or null for libtorch's default.</param>
 /// <param name="Device">"cpu" or "cuda".</param>
 /// <param name="PlotPath">Where to draw the ratios (PNG), or null.</param>
-/// <param name="Child">Set in the per-configuration child process.</param>
-public sealed record ExampleOptions(int Blocks = 24, int Width = 512, int Batch = 2048, int Steps = 3, int Warmup = 1,
+/// <param name="Child">Set in the per-configuration child process that measures memory.</param>
+/// <param name="TimeChild">Set in the child process that measures the time of every configuration in turn.</param>
+public sealed record ExampleOptions(int Blocks = 24, int Width = 512, int Batch = 2048, int Steps = 5, int Warmup = 1,
                                     long Seed = 7, int? Threads = 1, string Device = "cpu", string? PlotPath = null,
-                                    Configuration? Child = null)
+                                    Configuration? Child = null, bool TimeChild = false)
 {
     /// <summary>The usage line.</summary>
     public const string Usage =
@@ -51,6 +52,11 @@ public sealed record ExampleOptions(int Blocks = 24, int Width = 512, int Batch 
         var o = new ExampleOptions();
         for (int i = 0; i < args.Length; i++)
         {
+            if (args[i] == "--time-child")
+            {
+                o = o with { TimeChild = true };
+                continue;
+            }
             string? value = i + 1 < args.Length ? args[i + 1] : null;
             bool positive = int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) && n > 0;
             ExampleOptions? next = args[i] switch
@@ -86,16 +92,18 @@ public sealed record ExampleOptions(int Blocks = 24, int Width = 512, int Batch 
     }
 
     /// <summary>The arguments that give a child process the same sizes.</summary>
-    /// <param name="configuration">The child's configuration.</param>
+    /// <param name="configuration">The configuration of a memory child, or null for the time child.</param>
     /// <returns>The command line.</returns>
-    public IEnumerable<string> ChildArguments(Configuration configuration)
+    public IEnumerable<string> ChildArguments(Configuration? configuration)
     {
         string I(long v) => v.ToString(CultureInfo.InvariantCulture);
-        var list = new List<string>
-        {
-            "--child", configuration.ToString(), "--blocks", I(Blocks), "--width", I(Width), "--batch", I(Batch),
-            "--steps", I(Steps), "--warmup", I(Warmup), "--seed", I(Seed), "--device", Device,
-        };
+        var list = new List<string>();
+        if (configuration is { } c)
+            list.AddRange(["--child", c.ToString()]);
+        else
+            list.Add("--time-child");
+        list.AddRange(["--blocks", I(Blocks), "--width", I(Width), "--batch", I(Batch), "--steps", I(Steps), "--warmup", I(Warmup),
+                       "--seed", I(Seed), "--device", Device]);
         if (Threads is { } t)
             list.AddRange(new[] { "--threads", I(t) });
         return list;

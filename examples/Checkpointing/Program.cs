@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Activation checkpointing, measured: a deep network of residual MLP blocks trained without checkpointing, with
-// every block checkpointed, and with round(sqrt(blocks)) segments, each configuration in a fresh process.
+// every block checkpointed, and with round(sqrt(blocks)) segments: the memory of each configuration in a fresh
+// process, then the step times of all three in turn in one more process.
 //   dotnet run --project examples/Checkpointing -c Release [-- --plot ratios.png] [--blocks N --width N --batch N ...]
 using System;
 using System.Collections.Generic;
@@ -16,15 +17,28 @@ if (options.Child is { } configuration)
     Console.WriteLine(StepMeasurement.Run(options, configuration).ToLine());
     return 0;
 }
+if (options.TimeChild)
+{
+    foreach (StepResult r in StepMeasurement.RunInTurn(options))
+        Console.WriteLine(r.ToLine());
+    return 0;
+}
 
-var results = new List<StepResult>();
+var memories = new List<StepResult>();
 foreach (Configuration c in Enum.GetValues<Configuration>())
 {
-    Console.Error.WriteLine($"measuring '{ResultTable.Describe(c, options)}': memory, then time, each in a fresh process ...");
-    StepResult? memory = ChildProcess.Run(options, c, forMemory: true);
-    StepResult? time = memory is null ? null : ChildProcess.Run(options, c, forMemory: false);
-    if (memory is null || time is null)
+    Console.Error.WriteLine($"measuring the memory of '{ResultTable.Describe(c, options)}' in a fresh process ...");
+    if (ChildProcess.RunMemory(options, c) is not { } memory)
         return 1;
+    memories.Add(memory);
+}
+Console.Error.WriteLine($"measuring the step times of all three, in turn, in one more process ({options.Steps} rounds) ...");
+if (ChildProcess.RunTimes(options) is not { } times)
+    return 1;
+var results = new List<StepResult>();
+foreach (StepResult memory in memories)
+{
+    StepResult time = times.Single(t => t.Configuration == memory.Configuration);
     results.Add(memory with { StepSeconds = time.StepSeconds, CpuSeconds = time.CpuSeconds });
 }
 ResultTable.Write(options, results, Console.Out);

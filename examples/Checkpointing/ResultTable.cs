@@ -63,7 +63,8 @@ public static class ResultTable
             $"{o.Device}, {none.Threads} libtorch thread(s).");
         output.WriteLine(
             $"Memory: {memory}, one step after {o.Warmup} warm-up step(s), in a fresh process with MALLOC_MMAP_THRESHOLD_=131072. " +
-            $"Time: median of {o.Steps} steps after {o.Warmup} warm-up step(s), in another fresh process with the default allocator. " +
+            $"Time: the three configurations in turn, one step each, {o.Steps} rounds after {o.Warmup} warm-up step(s) each, " +
+            "in one more process with the default allocator; medians. " +
             $"One activation (batch × width × 4 B) = {Mib(activation)}.");
         output.WriteLine();
         output.WriteLine("| configuration | blocks checkpointed | peak memory | in activations | memory vs none | step time | time vs none | CPU time | CPU vs none | last loss |");

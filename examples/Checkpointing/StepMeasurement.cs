@@ -46,8 +46,9 @@ public sealed record StepResult(Configuration Configuration, long PeakBytes, lon
 }
 
 /// <summary>
-/// The child side: builds the model in one configuration, trains it for a few steps, and measures each step's
-/// peak memory over the memory just before it and its time.
+/// The child side: builds the model in a configuration, trains it for a few steps, and measures each step's peak
+/// memory over the memory just before it (one configuration per process), or the time of every configuration's
+/// steps, taken in turn (all in one process).
 /// </summary>
 /// <remarks>
 /// CPU memory is the process's resident set: the peak (VmHWM in /proc/self/status) after resetting it through
@@ -63,76 +64,155 @@ public static class StepMeasurement
 {
     private const double LearningRate = 1e-3;
 
-    /// <summary>Runs the configuration and returns what it measured.</summary>
+    /// <summary>Measures the memory of one configuration's steps.</summary>
     /// <param name="o">Sizes, steps and device.</param>
     /// <param name="configuration">What to checkpoint.</param>
-    /// <returns>The result.</returns>
+    /// <returns>The result (its times are those of the same steps, measured with the memory probe's overhead).</returns>
     public static StepResult Run(ExampleOptions o, Configuration configuration)
     {
         ArgumentNullException.ThrowIfNull(o);
-        if (o.Threads is { } threads)
-            torch.set_num_threads(threads);
-        bool cuda = o.Device == "cuda";
-        if (cuda)
-            torch.InitializeDeviceType(DeviceType.CUDA);
-        Device device = cuda ? CUDA : CPU;
-
-        torch.manual_seed(o.Seed);
-        ResidualBlock[] blocks = Enumerable.Range(0, o.Blocks).Select(_ => new ResidualBlock(o.Width, device)).ToArray();
-        using Sequential model = nn.Sequential(blocks);
-        // The same blocks, each wrapped; not disposed separately (disposing the model disposes the blocks).
-        Sequential wrapped = nn.Sequential(blocks.Select(b => new CheckpointModule(b)));
-        Func<Tensor, Tensor> forward = configuration switch
-        {
-            Configuration.None => model.call,
-            Configuration.EveryBlock => wrapped.call,
-            Configuration.SqrtSegments => x => Checkpoint.Sequential(model, o.Segments, x),
-            _ => throw new ArgumentOutOfRangeException(nameof(configuration)),
-        };
-        using Tensor input = torch.randn(o.Batch, o.Width, device: device);
-        using Tensor target = torch.randn(o.Batch, o.Width, device: device);
-        using SGD optimizer = optim.SGD(model.parameters(), LearningRate);
-
-        double loss = 0;
+        using var trainer = new Trainer(o, configuration);
         for (int i = 0; i < o.Warmup; i++)
-            loss = Step(forward, input, target, optimizer, device);
+            trainer.Step();
 
-        var memory = cuda ? (IMemoryProbe)new NvidiaSmiProbe() : new ResidentSetProbe();
+        var memory = trainer.Cuda ? (IMemoryProbe)new NvidiaSmiProbe() : new ResidentSetProbe();
         long pre = 0, peak = 0;
-        var seconds = new double[o.Steps];
-        var cpuSeconds = new double[o.Steps];
-        using Process process = Process.GetCurrentProcess();
+        var times = new StepTimes(o.Steps);
         for (int i = 0; i < o.Steps; i++)
         {
-            GC.Collect();
-            GC.WaitForPendingFinalizers();
             long before = memory.Before();
-            TimeSpan cpu = process.TotalProcessorTime;
-            var clock = Stopwatch.StartNew();
-            loss = Step(forward, input, target, optimizer, device);
-            seconds[i] = clock.Elapsed.TotalSeconds;
-            process.Refresh();
-            cpuSeconds[i] = (process.TotalProcessorTime - cpu).TotalSeconds;
+            times.Measure(i, trainer);
             peak = Math.Max(peak, memory.PeakSince() - before);
             if (i == 0)
                 pre = before;
         }
-        Array.Sort(seconds);
-        Array.Sort(cpuSeconds);
-        return new StepResult(configuration, peak, pre, seconds[seconds.Length / 2], cpuSeconds[cpuSeconds.Length / 2], loss,
+        return new StepResult(configuration, peak, pre, times.MedianSeconds, times.MedianCpuSeconds, trainer.Loss,
                               torch.get_num_threads());
     }
 
-    private static double Step(Func<Tensor, Tensor> forward, Tensor input, Tensor target, SGD optimizer, Device device)
+    /// <summary>Measures the step time of every configuration in this one process: one step of each in turn, for
+    /// <see cref="ExampleOptions.Steps"/> rounds, so that a process-wide change of speed affects all alike.</summary>
+    /// <param name="o">Sizes, steps and device.</param>
+    /// <returns>One result per configuration, without memory figures.</returns>
+    public static StepResult[] RunInTurn(ExampleOptions o)
     {
-        using DisposeScope scope = NewDisposeScope();
-        optimizer.zero_grad();
-        Tensor loss = nn.functional.mse_loss(forward(input), target);
-        loss.backward();
-        optimizer.step();
-        if (device.type == DeviceType.CUDA)
-            torch.cuda.synchronize();
-        return loss.item<float>();
+        ArgumentNullException.ThrowIfNull(o);
+        Configuration[] configurations = Enum.GetValues<Configuration>();
+        var trainers = new Trainer[configurations.Length];
+        try
+        {
+            for (int k = 0; k < configurations.Length; k++)
+                trainers[k] = new Trainer(o, configurations[k]);
+            foreach (Trainer t in trainers)
+            {
+                for (int i = 0; i < o.Warmup; i++)
+                    t.Step();
+            }
+            StepTimes[] times = configurations.Select(_ => new StepTimes(o.Steps)).ToArray();
+            for (int i = 0; i < o.Steps; i++)
+            {
+                for (int k = 0; k < trainers.Length; k++)
+                    times[k].Measure(i, trainers[k]);
+            }
+            return configurations.Select((c, k) => new StepResult(c, 0, 0, times[k].MedianSeconds, times[k].MedianCpuSeconds,
+                                                                   trainers[k].Loss, torch.get_num_threads())).ToArray();
+        }
+        finally
+        {
+            foreach (Trainer? t in trainers)
+                t?.Dispose();
+        }
+    }
+
+    // Wall-clock and CPU time of each measured step, with their medians.
+    private sealed class StepTimes(int steps)
+    {
+        private readonly double[] _seconds = new double[steps];
+        private readonly double[] _cpuSeconds = new double[steps];
+
+        internal double MedianSeconds => Median(_seconds);
+
+        internal double MedianCpuSeconds => Median(_cpuSeconds);
+
+        internal void Measure(int i, Trainer trainer)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            using Process process = Process.GetCurrentProcess();
+            TimeSpan cpu = process.TotalProcessorTime;
+            var clock = Stopwatch.StartNew();
+            trainer.Step();
+            _seconds[i] = clock.Elapsed.TotalSeconds;
+            process.Refresh();
+            _cpuSeconds[i] = (process.TotalProcessorTime - cpu).TotalSeconds;
+        }
+
+        private static double Median(double[] values)
+        {
+            double[] sorted = (double[])values.Clone();
+            Array.Sort(sorted);
+            return sorted[sorted.Length / 2];
+        }
+    }
+
+    // One configuration's model (seeded, so every configuration starts from the same weights), data and optimizer.
+    private sealed class Trainer : IDisposable
+    {
+        private readonly Sequential _model;
+        private readonly Func<Tensor, Tensor> _forward;
+        private readonly Tensor _input, _target;
+        private readonly SGD _optimizer;
+        private readonly Device _device;
+
+        internal Trainer(ExampleOptions o, Configuration configuration)
+        {
+            if (o.Threads is { } threads)
+                torch.set_num_threads(threads);
+            Cuda = o.Device == "cuda";
+            if (Cuda)
+                torch.InitializeDeviceType(DeviceType.CUDA);
+            _device = Cuda ? CUDA : CPU;
+
+            torch.manual_seed(o.Seed);
+            ResidualBlock[] blocks = Enumerable.Range(0, o.Blocks).Select(_ => new ResidualBlock(o.Width, _device)).ToArray();
+            _model = nn.Sequential(blocks);
+            // The same blocks, each wrapped; not disposed separately (disposing the model disposes the blocks).
+            Sequential wrapped = nn.Sequential(blocks.Select(b => new CheckpointModule(b)));
+            _forward = configuration switch
+            {
+                Configuration.None => _model.call,
+                Configuration.EveryBlock => wrapped.call,
+                Configuration.SqrtSegments => x => Checkpoint.Sequential(_model, o.Segments, x),
+                _ => throw new ArgumentOutOfRangeException(nameof(configuration)),
+            };
+            _input = torch.randn(o.Batch, o.Width, device: _device);
+            _target = torch.randn(o.Batch, o.Width, device: _device);
+            _optimizer = optim.SGD(_model.parameters(), LearningRate);
+        }
+
+        internal bool Cuda { get; }
+
+        internal double Loss { get; private set; }
+
+        internal void Step()
+        {
+            using DisposeScope scope = NewDisposeScope();
+            _optimizer.zero_grad();
+            Tensor loss = nn.functional.mse_loss(_forward(_input), _target);
+            loss.backward();
+            _optimizer.step();
+            if (_device.type == DeviceType.CUDA)
+                torch.cuda.synchronize();
+            Loss = loss.item<float>();
+        }
+
+        public void Dispose()
+        {
+            _optimizer.Dispose();
+            _input.Dispose();
+            _target.Dispose();
+            _model.Dispose();
+        }
     }
 
     private interface IMemoryProbe
