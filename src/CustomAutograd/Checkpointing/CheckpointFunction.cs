@@ -130,7 +130,7 @@ internal static class CheckpointFunction
             // would take it over as its own output (Note [same tensor] in node.cpp): the captured tensor would stop
             // being a leaf, and the recompute, returning it again, would run into this very node. Its value is
             // returned instead; the gradient reaching it flows into the captured tensor through the recompute.
-            if (outputs[i].requires_grad && Array.FindIndex(all, t => ReferenceEquals(t, outputs[i])) < 0)
+            if (outputs[i].requires_grad && Graph.References.IndexOf(all, outputs[i]) < 0)
                 outputs[i] = outputs[i].detach();
             described[i] = (outputs[i].shape, outputs[i].dtype);
             if (!outputs[i].is_floating_point() && !outputs[i].is_complex())

@@ -133,15 +133,14 @@ internal struct DelegateScope
     internal readonly IntPtr HandOver(Tensor tensor)
     {
         _scope.Detach(tensor);
-        if (s_countDisposals != No)
+        if (!s_disposalsUncountable)
             CountAsDisposed(_manager, tensor);
         return tensor.DecoupleFromNativeHandle();
     }
 
-    private const int No = 2;
-    private static int s_countDisposals;
+    // Set when TorchSharp lacks DisposingOnCurrentScope: the statistics then drift, nothing else changes.
+    private static bool s_disposalsUncountable;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void CountAsDisposed(DisposeScopeManager? manager, Tensor tensor)
     {
         try
@@ -151,7 +150,7 @@ internal struct DelegateScope
         }
         catch (MissingMemberException)
         {
-            s_countDisposals = No;   // a TorchSharp without it: the statistics drift, nothing else changes
+            s_disposalsUncountable = true;
         }
     }
 
