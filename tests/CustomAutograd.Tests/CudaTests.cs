@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 using System;
 using System.Threading;
+using CustomAutograd.TorchSharpInternals;
 using NUnit.Framework;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -17,7 +18,7 @@ namespace CustomAutograd.Tests;
 [NonParallelizable]
 public sealed class CudaTests
 {
-    private static readonly Scalar Zero = 0.ToScalar();
+    private static readonly Scalar Zero = KeptScalars.Zero;   // Note [kept scalars]
 
     private static readonly UnaryFunction Relu = AutogradFunction.Create(
         "CudaReLU",
@@ -73,7 +74,7 @@ public sealed class CudaTests
         int? backwardThread = null;
         UnaryFunction throwing = AutogradFunction.Create(
             "CudaThrows",
-            (ctx, x) => x * 2,
+            (ctx, x) => x.mul(KeptScalars.Two),
             (ctx, g) =>
             {
                 backwardThread = Environment.CurrentManagedThreadId;
@@ -114,7 +115,7 @@ public sealed class CudaTests
                     Tensor x = torch.tensor(new[] { 1f, -1f }, device: CUDA, requires_grad: true);
                     Relu.Apply(x).sum().backward();
                     Tensor g = x.grad!.cpu();
-                    if (g[0].ToSingle() != 1f || g[1].ToSingle() != 0f)
+                    if (g[0].item<float>() != 1f || g[1].item<float>() != 0f)
                         Interlocked.Increment(ref wrong);
                 }
             });

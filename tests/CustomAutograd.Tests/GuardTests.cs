@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Linq;
+using System.Reflection;
 using System.Runtime.InteropServices;
 using CustomAutograd.Native;
+using CustomAutograd.TorchSharpInternals;
 using NUnit.Framework;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -169,6 +172,58 @@ public sealed class GuardTests
         NativeRuntime.EnsureInitialized();
         Assert.That(NativeRuntime.CheckpointValidityFound, Is.True, "torch::autograd::Engine::is_checkpoint_valid");
         Assert.That(NativeRuntime.IsCheckpointValid(), Is.True);
+    }
+
+    [Test]
+    public void Library_NeverHandsTorchSharpATemporaryScalar()
+    {
+        // Note [kept scalars]: a Scalar that TorchSharp makes from a number can be finalized during the native call
+        // that reads it. Every method the library calls into TorchSharp is followed through TorchSharp's own IL (three
+        // calls deep, far enough for `a + b` -> add(Tensor) -> add(Tensor, Scalar) with an implicit 1); only the
+        // Scalars of KeptScalars may reach it.
+        Assembly library = typeof(AutogradFunction).Assembly, torchSharp = typeof(Scalar).Assembly;
+        var found = new List<string>();
+        int calls = 0;
+        foreach (MethodBase caller in IlCalls.DeclaredMethods(library).Where(m => m.DeclaringType != typeof(KeptScalars)))
+        {
+            foreach (MethodBase callee in IlCalls.Callees(caller).Where(c => c.Module.Assembly == torchSharp))
+            {
+                calls++;
+                if (IlCalls.TemporaryScalar(callee) is { } chain)
+                    found.Add(IlCalls.Name(caller) + " calls " + chain);
+            }
+        }
+        Assert.That(calls, Is.GreaterThan(50), "the IL reader found the library's calls into TorchSharp");
+        Assert.That(found, Is.Empty, string.Join(Environment.NewLine, found));
+        Assert.That(IlCalls.TemporaryScalar(typeof(Tensor).GetMethod("op_Addition", new[] { typeof(Tensor), typeof(Tensor) })!),
+                    Is.Not.Null, "the hidden alpha of a + b is detected");
+    }
+
+    [Test]
+    public void TestsInLoops_NeverHandTorchSharpATemporaryScalar()
+    {
+        // The test code that runs thousands of times or on several threads (shared functions, long chains, the
+        // soak, the thread tests) keeps its Scalars too: one temporary in a 100,000-node chain made CI fail once.
+        Type[] whole = { typeof(TestUtil), typeof(TestFunctions), typeof(TeardownTests) };
+        Type[] partly = { typeof(ReliabilityTests), typeof(CudaTests) };
+        static Type Outermost(Type t) => t.DeclaringType is { } d ? Outermost(d) : t;
+        var found = new List<string>();
+        int scanned = 0;
+        foreach (MethodBase caller in IlCalls.DeclaredMethods(typeof(TestUtil).Assembly))
+        {
+            Type owner = Outermost(caller.DeclaringType!);
+            bool inLoop = caller.Name.Contains("Thread", StringComparison.Ordinal) || caller.Name.Contains("Soak", StringComparison.Ordinal);
+            if (!whole.Contains(owner) && !(partly.Contains(owner) && inLoop))
+                continue;
+            scanned++;
+            foreach (MethodBase callee in IlCalls.Callees(caller))
+            {
+                if (IlCalls.TemporaryScalar(callee) is { } chain)
+                    found.Add(IlCalls.Name(caller) + " calls " + chain);
+            }
+        }
+        Assert.That(scanned, Is.GreaterThan(20));
+        Assert.That(found, Is.Empty, string.Join(Environment.NewLine, found));
     }
 
     [Test]

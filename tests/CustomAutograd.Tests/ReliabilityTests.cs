@@ -3,6 +3,7 @@ using System;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading;
+using CustomAutograd.TorchSharpInternals;
 using NUnit.Framework;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -14,6 +15,9 @@ namespace CustomAutograd.Tests;
 [NonParallelizable]
 public sealed class ReliabilityTests
 {
+    // The loops and threads below hand TorchSharp only kept Scalars (Note [kept scalars] in KeptScalars.cs).
+    private static readonly Scalar Zero = KeptScalars.Zero, One = KeptScalars.One, Two = KeptScalars.Two;
+
     [TestCase(typeof(InvalidOperationException))]
     [TestCase(typeof(OperationCanceledException))]
     [TestCase(typeof(NotImplementedException))]
@@ -148,7 +152,7 @@ public sealed class ReliabilityTests
                         double s = 1 / (1 + Math.Exp(-v));
                         double expected0 = s * (1 - s);
                         Tensor grad = x.grad!;
-                        if (Math.Abs(grad[0].ToDouble() - expected0) > 1e-12 || grad[1].ToDouble() != 0)
+                        if (Math.Abs(grad[0].item<double>() - expected0) > 1e-12 || grad[1].item<double>() != 0)
                             Interlocked.Increment(ref wrong);
                     }
                 }
@@ -179,10 +183,10 @@ public sealed class ReliabilityTests
                 "ManyTemporaries",
                 (ctx, x) =>
                 {
-                    ctx.SaveForBackward(x.mul(1.0).add(0.0));       // two temporaries, one of them saved
-                    return x.exp().log().mul(2.0);                   // two more, then the output
+                    ctx.SaveForBackward(x.mul(One).add(Zero, One)); // two temporaries, one of them saved
+                    return x.exp().log().mul(Two);                   // two more, then the output
                 },
-                (ctx, g) => g.mul(1.0).add(ctx.SavedTensors[0]!.mul(0.0)).mul(2.0));
+                (ctx, g) => g.mul(One).add(ctx.SavedTensors[0]!.mul(Zero), One).mul(Two));
             Tensor x = torch.ones(3, requires_grad: true);
             GC.Collect();
             GC.WaitForPendingFinalizers();
@@ -381,14 +385,14 @@ public sealed class ReliabilityTests
         void Custom()
         {
             using var scope = NewDisposeScope();
-            Tensor loss = TestUtil.Sigmoid.Apply(TestUtil.Relu.Apply(w * 2)).sum();
+            Tensor loss = TestUtil.Sigmoid.Apply(TestUtil.Relu.Apply(w.mul(Two))).sum();
             loss.backward();
             w.grad!.zero_();
         }
         void BuiltIn()
         {
             using var scope = NewDisposeScope();
-            Tensor loss = (w * 2).relu().sigmoid().sum();
+            Tensor loss = w.mul(Two).relu().sigmoid().sum();
             loss.backward();
             w.grad!.zero_();
         }

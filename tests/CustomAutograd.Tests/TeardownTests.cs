@@ -2,6 +2,7 @@
 using System;
 using System.Runtime.CompilerServices;
 using System.Threading;
+using CustomAutograd.TorchSharpInternals;
 using NUnit.Framework;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -29,14 +30,14 @@ public sealed class TeardownTests
         "SavesInputAndOutput",
         (ctx, x) =>
         {
-            Tensor y = x + 1;
+            Tensor y = x.add(KeptScalars.One, KeptScalars.One);   // x + 1 (Note [kept scalars])
             ctx.SaveForBackward(x, y);
             return y;
         },
         (ctx, g) => g);
 
     private static readonly UnaryFunction Throws = AutogradFunction.Create(
-        "ThrowsAtTheEnd", (ctx, x) => x * 1, (ctx, g) => throw new InvalidOperationException("end of chain"));
+        "ThrowsAtTheEnd", (ctx, x) => x.mul(KeptScalars.One), (ctx, g) => throw new InvalidOperationException("end of chain"));
 
     private long _baseline;
 

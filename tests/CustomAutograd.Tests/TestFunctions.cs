@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 using System;
+using CustomAutograd.TorchSharpInternals;
 using static TorchSharp.torch;
 
 namespace CustomAutograd.Tests;
@@ -59,7 +60,7 @@ internal static class TestFunctions
             (ctx, xs) =>
             {
                 ctx.SaveForBackward(xs[0], xs[1]);
-                return new[] { xs[0]! + xs[1]!, xs[0]! * xs[1]! };
+                return new[] { xs[0]!.add(xs[1]!, KeptScalars.One), xs[0]! * xs[1]! };
             },
             (ctx, gs) => backward(gs, ctx.SavedTensors[0]!, ctx.SavedTensors[1]!),
             options);

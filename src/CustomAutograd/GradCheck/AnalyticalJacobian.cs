@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 using System;
 using CustomAutograd.Graph;
+using CustomAutograd.TorchSharpInternals;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -35,7 +36,7 @@ internal static class AnalyticalJacobian
             {
                 using DisposeScope step = torch.NewDisposeScope();
                 Tensor hot = flat[r];
-                hot.fill_(1);
+                hot.fill_(KeptScalars.One);
                 if (BackwardTwice(f, ys, o, gradOutputs, result) is not (Tensor?[] first, Tensor?[] second))
                     return (null, nondet);
                 for (int ii = 0; ii < diffInputs.Length; ii++)
@@ -46,7 +47,7 @@ internal static class AnalyticalJacobian
                     if ((g1 is not null || g2 is not null) && f.Input(diffInputs[ii]).numel() > 0)
                         nondet[oo, ii] = Math.Max(nondet[oo, ii], MaxDifference(g1, g2));
                 }
-                hot.fill_(0);
+                hot.fill_(KeptScalars.Zero);
             }
         }
         return (jac, nondet);

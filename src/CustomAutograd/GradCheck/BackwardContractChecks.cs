@@ -2,6 +2,7 @@
 using System;
 using System.Collections.Generic;
 using CustomAutograd.Graph;
+using CustomAutograd.TorchSharpInternals;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -95,7 +96,7 @@ internal static class BackwardContractChecks
                        $"the gradient of {input} has shape {ShapeFormat.Format(g.shape)}, the input {ShapeFormat.Format(x.shape)}.");
                 return;
             }
-            if (g.numel() > 0 && !g.eq(0).all().item<bool>())
+            if (g.numel() > 0 && !g.eq(KeptScalars.Zero).all().item<bool>())
             {
                 f.Fail(result, GradCheckFailureKind.BackwardNotMultipliedByGradOutput, null, i,
                        $"backward is not multiplied by the output gradient: with all output gradients zero, the gradient of " +
@@ -137,7 +138,7 @@ internal static class BackwardContractChecks
             }
             for (int ii = 0; ii < f.DiffInputs.Length; ii++)
             {
-                if (grads[ii] is { } g && g.numel() > 0 && !g.eq(0).all().item<bool>())
+                if (grads[ii] is { } g && g.numel() > 0 && !g.eq(KeptScalars.Zero).all().item<bool>())
                 {
                     int i = f.DiffInputs[ii];
                     f.Fail(result, GradCheckFailureKind.UndefinedGradNotSupported, undefined, i,

@@ -3,6 +3,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Globalization;
+using CustomAutograd.TorchSharpInternals;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -273,7 +274,7 @@ public static class GradGradCheck
             long[] drawn = (long[])shape.Clone();
             if (nonContiguous)
                 drawn[^1] *= 2;
-            Tensor values = torch.rand(drawn, dtype: ScalarType.Float64, generator: generator).mul_(2).sub_(1);
+            Tensor values = torch.rand(drawn, dtype: ScalarType.Float64, generator: generator).mul_(KeptScalars.Two).sub_(KeptScalars.One);
             Tensor g = torch.empty(drawn, dtype: y.dtype, device: y.device);
             g.copy_(values);
             if (nonContiguous)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 using System;
 using System.Collections.Generic;
+using CustomAutograd.TorchSharpInternals;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,12 +26,13 @@ internal static class JacobianComparison
         GradCheckOptions options = f.Options;
         Tensor a = analytical.to(numerical.device);
         Tensor difference = (a - numerical).abs();
-        Tensor tolerance = numerical.abs() * options.Rtol + options.Atol;
+        using Scalar rtol = KeptScalars.Of(options.Rtol), atol = KeptScalars.Of(options.Atol);
+        Tensor tolerance = numerical.abs().mul(rtol).add(atol, KeptScalars.One);
         Tensor within = difference <= tolerance;
         long failing = count - within.sum().item<long>();
         if (failing == 0 && onlyIfFailing)
             return null;
-        Tensor ratio = torch.where(difference == 0, torch.zeros_like(difference), difference / tolerance)
+        Tensor ratio = torch.where(difference.eq(KeptScalars.Zero), torch.zeros_like(difference), difference / tolerance)
                             .nan_to_num(double.PositiveInfinity, double.PositiveInfinity, double.NegativeInfinity);
         long worst = ratio.reshape(-1).argmax().item<long>();
         long columns = numerical.shape[1];

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 using System;
+using CustomAutograd.TorchSharpInternals;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -28,7 +29,8 @@ internal static class NumericalJacobian
             if (numel == 0)
                 continue;
             using Tensor alias = x.detach();
-            using Tensor step = torch.full(Array.Empty<long>(), f.Options.Eps, dtype: x.dtype, device: x.device);
+            using Scalar eps = KeptScalars.Of(f.Options.Eps);
+            using Tensor step = torch.full(Array.Empty<long>(), eps, dtype: x.dtype, device: x.device);
             long[] shape = x.shape, strides = x.stride();
             long offset = x.storage_offset();
             for (long k = 0; k < numel; k++)
@@ -53,7 +55,8 @@ internal static class NumericalJacobian
     {
         Tensor x = f.Input(i);
         using Tensor alias = x.detach();
-        Tensor delta = (u * f.Options.Eps).reshape(x.shape).to(x.dtype, x.device);
+        using Scalar eps = KeptScalars.Of(f.Options.Eps);
+        Tensor delta = u.mul(eps).reshape(x.shape).to(x.dtype, x.device);
         return CentralDifference(f, alias, delta, outputs);
     }
 
@@ -64,13 +67,13 @@ internal static class NumericalJacobian
         Tensor original = target.clone();
         target.copy_(original - delta);
         Tensor[] minus = f.EvaluateFlat(outputs);
-        target.copy_(original + delta);
+        target.copy_(original.add(delta, KeptScalars.One));
         Tensor[] plus = f.EvaluateFlat(outputs);
         target.copy_(original);
-        double scale = 2 * f.Options.Eps;
+        using Scalar scale = KeptScalars.Of(2 * f.Options.Eps);
         var differences = new Tensor[outputs.Length];
         for (int k = 0; k < outputs.Length; k++)
-            differences[k] = (plus[k] - minus[k]) / scale;
+            differences[k] = (plus[k] - minus[k]).div(scale);
         return differences;
     }
 }
