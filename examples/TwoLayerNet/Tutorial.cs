@@ -16,6 +16,11 @@ public static class Tutorial
     /// <summary>The vignette's learning rate.</summary>
     public const double LearningRate = 1e-6;
 
+    // The numbers the loop hands to libtorch, as Scalars made once: TorchSharp 0.107 does not keep a Scalar it makes
+    // from a number alive during the native call, so in a loop a garbage collection started by another thread can
+    // free one mid-call (docs/user-guide.md, Threads).
+    private static readonly Scalar Zero = 0.ToScalar(), Two = 2.ToScalar(), Rate = LearningRate.ToScalar();
+
     /// <summary>
     /// The custom ReLU of the vignette: save the input, clamp in forward, mask the gradient in backward.
     /// </summary>
@@ -24,13 +29,13 @@ public static class Tutorial
         forward: (ctx, input) =>
         {
             ctx.SaveForBackward("input", input);
-            return input.clamp(min: 0);
+            return input.clamp(min: Zero);
         },
         backward: (ctx, gradOutput) =>
         {
             Tensor input = ctx.Saved["input"]!;
             Tensor gradInput = gradOutput.clone();
-            gradInput[input < 0] = 0;
+            gradInput[input < Zero] = 0;
             return gradInput;
         });
 
@@ -58,7 +63,7 @@ public static class Tutorial
         {
             using var step = NewDisposeScope();
             Tensor yPred = MyRelu.Apply(x.mm(w1)).mm(w2);
-            Tensor loss = (yPred - y).pow(2).sum();
+            Tensor loss = (yPred - y).pow(Two).sum();
             double value = loss.item<float>();
             losses.Add(value);
             if (t % 100 == 0 || t == 1)
@@ -68,8 +73,8 @@ public static class Tutorial
 
             using (no_grad())
             {
-                w1.sub_(LearningRate * w1.grad!);
-                w2.sub_(LearningRate * w2.grad!);
+                w1.sub_(Rate * w1.grad!);
+                w2.sub_(Rate * w2.grad!);
                 w1.grad!.zero_();
                 w2.grad!.zero_();
             }
