@@ -20,11 +20,6 @@ namespace CustomAutograd;
 /// </summary>
 public static class Autograd
 {
-    // Whether the backward pass running on this thread may run a re-entrant backward() of its own, as a checkpoint
-    // does (libtorch's Engine::is_checkpoint_valid: false inside autograd.grad and a backward given inputs); null
-    // when libtorch does not tell.
-    internal static bool? IsCheckpointValid() => NativeRuntime.IsCheckpointValid();
-
     /// <summary>
     /// Computes and returns the gradients of <paramref name="outputs"/> with respect to <paramref name="inputs"/>,
     /// without touching <c>.grad</c>. Equivalent to <c>torch.autograd.grad</c>.

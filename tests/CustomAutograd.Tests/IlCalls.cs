@@ -107,6 +107,16 @@ internal static class IlCalls
                 : null);
     }
 
+    /// <summary>
+    /// "Caller calls chain" for each call <paramref name="caller"/> makes into TorchSharp that makes a temporary
+    /// <see cref="Scalar"/> (<see cref="TemporaryScalar"/>).
+    /// </summary>
+    internal static IEnumerable<string> TemporaryScalarCalls(MethodBase caller) =>
+        Callees(caller)
+            .Where(c => c.Module.Assembly == typeof(Scalar).Assembly)
+            .Select(c => TemporaryScalar(c) is { } chain ? Name(caller) + " calls " + chain : null)
+            .OfType<string>();
+
     /// <summary>Type.Method, for messages.</summary>
     internal static string Name(MethodBase m) => m.DeclaringType?.Name + "." + m.Name;
 }

@@ -2,6 +2,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using CustomAutograd.Native;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -149,7 +150,7 @@ internal static class CheckpointFunction
             return result;
 
         // Note [checkpoint validity]
-        bool valid = t_outerValidity ?? Autograd.IsCheckpointValid() ?? true;
+        bool valid = t_outerValidity ?? NativeRuntime.IsCheckpointValid() ?? true;
         if (!valid && !call.RoutesParameters)
         {
             throw new InvalidOperationException(
